@@ -1,0 +1,48 @@
+//! The client-facing application: guards each connection's request heads
+//! (see [`crate::conn`]) and hands it to Pingora's HTTP proxy.
+
+use crate::conn::{GuardedStream, HeadLimits};
+use crate::control::Control;
+use crate::proxy::CutoverProxy;
+use pingora::apps::ServerApp;
+use pingora::protocols::Stream;
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
+use std::sync::Arc;
+
+/// Pingora's proxy behind a connection guard.
+pub struct Edge {
+    proxy: Arc<HttpProxy<CutoverProxy>>,
+    control: Arc<Control>,
+}
+
+impl Edge {
+    /// Wrap `proxy`; limits come from `control`'s current config.
+    pub fn new(proxy: HttpProxy<CutoverProxy>, control: Arc<Control>) -> Edge {
+        Edge {
+            proxy: Arc::new(proxy),
+            control,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ServerApp for Edge {
+    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        let limits = {
+            let snap = self.control.snapshot();
+            let p = &snap.config.proxy;
+            HeadLimits {
+                idle: p.idle_timeout,
+                header: p.header_timeout,
+                max_bytes: p.max_header_bytes,
+            }
+        };
+        let guarded: Stream = Box::new(GuardedStream::new(stream, limits));
+        self.proxy.process_new(guarded, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.proxy.cleanup().await
+    }
+}

@@ -1,0 +1,88 @@
+//! Listening sockets bound by cutover itself before Pingora starts.
+//!
+//! Binding first gives an operator a clear error (and exit code) for a port
+//! in use instead of a panic inside a service thread, and lets `:0` pick a
+//! free port whose real address is logged (tests rely on that). The sockets
+//! are handed to Pingora through its listen-fd table, the same table a
+//! graceful upgrade fills with the old process's sockets, so both paths end
+//! in the same place.
+
+use pingora::server::ListenFds;
+use pingora::server::ShutdownWatch;
+use pingora::services::Service;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{IntoRawFd, OwnedFd};
+
+/// A socket bound ahead of time.
+#[derive(Debug)]
+pub struct Prebound {
+    /// The address it is bound to (the port is real, never 0).
+    pub local: SocketAddr,
+    fd: OwnedFd,
+}
+
+impl Prebound {
+    /// The key Pingora's fd table and listener use for it.
+    pub fn key(&self) -> String {
+        self.local.to_string()
+    }
+}
+
+/// Bind `addr` now.
+pub fn prebind(addr: SocketAddr) -> std::io::Result<Prebound> {
+    let listener = TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    Ok(Prebound {
+        local,
+        fd: OwnedFd::from(listener),
+    })
+}
+
+/// A Pingora service whose listeners were bound beforehand.
+pub struct WithPrebound<S> {
+    inner: S,
+    prebound: Vec<Prebound>,
+}
+
+impl<S> WithPrebound<S> {
+    /// Wrap `inner`, whose listeners use the keys of `prebound`.
+    pub fn new(inner: S, prebound: Vec<Prebound>) -> Self {
+        WithPrebound { inner, prebound }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: Service> Service for WithPrebound<S> {
+    async fn start_service(
+        &mut self,
+        fds: Option<ListenFds>,
+        shutdown: ShutdownWatch,
+        listeners_per_fd: usize,
+    ) {
+        if let Some(table) = &fds {
+            let mut table = table.lock();
+            for p in self.prebound.drain(..) {
+                let key = p.key();
+                if table.get(&key).is_none() {
+                    table.add(key, p.fd.into_raw_fd());
+                }
+            }
+        }
+        self.inner
+            .start_service(fds, shutdown, listeners_per_fd)
+            .await
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn threads(&self) -> Option<usize> {
+        self.inner.threads()
+    }
+
+    fn listen_addresses(&self) -> Option<Vec<String>> {
+        self.inner.listen_addresses()
+    }
+}

@@ -1,0 +1,178 @@
+//! Wiring: a Pingora server with the proxy service, its listeners and the
+//! background control-plane work, built from a validated config.
+//!
+//! `App::build` does everything that can fail with an operator-facing error
+//! (config to snapshot, DNS, binding the listeners) before anything runs;
+//! `App::run` then blocks until shutdown.
+
+pub mod edge;
+pub mod listeners;
+pub mod signals;
+
+use crate::config::Config;
+use crate::control::Control;
+use crate::proxy::CutoverProxy;
+use crate::snapshot::BuildError;
+use async_trait::async_trait;
+use listeners::{prebind, Prebound, WithPrebound};
+use pingora::apps::HttpServerOptions;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server, ShutdownSignalWatch, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tracing::info;
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The config could not be turned into a running state.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How to start.
+#[derive(Debug, Clone, Default)]
+pub struct AppOptions {
+    /// Take the listeners over from a running process (graceful upgrade).
+    pub upgrade: bool,
+    /// The Unix socket the old and new process meet on during an upgrade.
+    pub upgrade_sock: Option<PathBuf>,
+}
+
+/// The default upgrade socket for a config file: both processes of an
+/// upgrade derive the same path from the same config path.
+pub fn default_upgrade_sock(config_path: &std::path::Path) -> PathBuf {
+    let canonical = std::fs::canonicalize(config_path).unwrap_or_else(|_| config_path.to_path_buf());
+    let hash = crate::config::text_hash(&canonical.to_string_lossy());
+    std::env::temp_dir().join(format!("cutover-{}.upgrade.sock", &hash[..12]))
+}
+
+/// A built, not yet running proxy.
+pub struct App {
+    server: Server,
+    control: Arc<Control>,
+    /// The proxy's plain HTTP listeners, with their real ports.
+    pub proxy_addrs: Vec<SocketAddr>,
+}
+
+struct ControlPlane {
+    control: Arc<Control>,
+}
+
+#[async_trait]
+impl BackgroundService for ControlPlane {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        crate::health::checker::run(self.control.clone(), shutdown).await;
+    }
+}
+
+impl App {
+    /// Build everything from `config`.
+    pub fn build(config: Config, opts: AppOptions) -> Result<App, AppError> {
+        let control = Control::new(config)?;
+        let cfg = control.config();
+
+        let mut conf = ServerConf {
+            threads: cfg.proxy.threads,
+            // Pingora's own shutdown sleeps this long; the drain thread
+            // (signals::exit_when_drained) usually exits much sooner.
+            grace_period_seconds: Some(cfg.proxy.grace.as_secs().max(1)),
+            graceful_shutdown_timeout_seconds: Some(1),
+            // Retries are decided per request in the proxy; this is only
+            // Pingora's fail-safe cap on attempts.
+            max_retries: crate::proxy::select::MAX_ATTEMPTS,
+            upstream_keepalive_pool_size: 1024,
+            ..ServerConf::default()
+        };
+        conf.upgrade_sock = opts
+            .upgrade_sock
+            .clone()
+            .unwrap_or_else(|| default_upgrade_sock(&cfg.path))
+            .to_string_lossy()
+            .into_owned();
+        let opt = Opt {
+            upgrade: opts.upgrade,
+            daemon: false,
+            nocapture: false,
+            test: false,
+            conf: None,
+        };
+        let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
+        server.bootstrap();
+
+        // Bind now, unless the listeners come from the old process.
+        let bind = |addrs: &[SocketAddr]| -> Result<Vec<Prebound>, AppError> {
+            if opts.upgrade {
+                return Ok(Vec::new());
+            }
+            addrs
+                .iter()
+                .map(|a| prebind(*a).map_err(|source| AppError::Bind { addr: *a, source }))
+                .collect()
+        };
+        let proxy_bound = bind(&cfg.proxy.listen)?;
+        let proxy_addrs: Vec<SocketAddr> = if opts.upgrade {
+            cfg.proxy.listen.clone()
+        } else {
+            proxy_bound.iter().map(|p| p.local).collect()
+        };
+
+        let mut proxy = pingora::proxy::http_proxy(&server.configuration, CutoverProxy::new(control.clone()));
+        proxy.server_options = Some({
+            let mut o = HttpServerOptions::default();
+            o.h2c = true;
+            o
+        });
+        let mut service = Service::new("cutover proxy".into(), edge::Edge::new(proxy, control.clone()));
+        for addr in &proxy_addrs {
+            service.add_tcp(&addr.to_string());
+        }
+        server.add_service(WithPrebound::new(service, proxy_bound));
+        server.add_service(background_service(
+            "control plane",
+            ControlPlane {
+                control: control.clone(),
+            },
+        ));
+
+        for addr in &proxy_addrs {
+            info!(kind = "proxy", %addr, "listening");
+        }
+        Ok(App {
+            server,
+            control,
+            proxy_addrs,
+        })
+    }
+
+    /// The control plane (for the demo and embedding).
+    pub fn control(&self) -> Arc<Control> {
+        self.control.clone()
+    }
+
+    /// Watch Pingora's execution phases.
+    pub fn phases(&self) -> tokio::sync::broadcast::Receiver<pingora::server::ExecutionPhase> {
+        self.server.watch_execution_phase()
+    }
+
+    /// Serve until `signals` says stop. Blocks.
+    pub fn run(self, signals: Box<dyn ShutdownSignalWatch>) {
+        self.control.lifecycle.ready.store(true, Ordering::Relaxed);
+        self.server.run(RunArgs {
+            shutdown_signal: signals,
+        });
+    }
+}

@@ -1,0 +1,118 @@
+//! The command line: `run`, `check`, `demo`, `status`.
+//!
+//! Exit codes: 0 ok; 1 invalid config or failed check; 2 usage error (from
+//! clap). Errors are printed as one line an operator can act on, never as a
+//! panic or a debug dump.
+
+use crate::app::signals::{exit_when_drained, UnixSignals};
+use crate::app::{App, AppOptions};
+use crate::config::{self, Config};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// cutover: move live traffic from old backends to new ones, step by step.
+#[derive(Debug, Parser)]
+#[command(name = "cutover", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy.
+    Run {
+        /// Config file.
+        #[arg(short, long, env = "CUTOVER_CONFIG", default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Take the listeners over from a running cutover (graceful upgrade;
+        /// then send SIGQUIT to the old process).
+        #[arg(long)]
+        upgrade: bool,
+        /// Unix socket for the upgrade handover (default: derived from the
+        /// config path, so old and new process agree).
+        #[arg(long)]
+        upgrade_sock: Option<PathBuf>,
+    },
+    /// Validate a config file, like `nginx -t`.
+    Check {
+        /// Config file.
+        #[arg(short, long, env = "CUTOVER_CONFIG", default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Watch a cutover happen, with built-in backends and load. No setup.
+    Demo {
+        /// How long the demo runs.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Print plain lines even on a terminal.
+        #[arg(long)]
+        plain: bool,
+    },
+}
+
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cutover=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Run `cli`; returns the exit code.
+pub fn main(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Run {
+            config,
+            upgrade,
+            upgrade_sock,
+        } => {
+            init_logging();
+            run(&config, AppOptions { upgrade, upgrade_sock })
+        }
+        Command::Demo { duration, plain } => crate::demo::run(duration, plain),
+    }
+}
+
+fn check(path: &std::path::Path) -> i32 {
+    match Config::load(path) {
+        Ok(cfg) => {
+            print!("{}", config::summary(&cfg));
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+fn run(path: &std::path::Path, opts: AppOptions) -> i32 {
+    let cfg = match Config::load(path) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let grace = cfg.proxy.grace;
+    let app = match App::build(cfg, opts) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return 1;
+        }
+    };
+    let control = app.control();
+    exit_when_drained(control.clone(), app.phases(), grace, Arc::new(|| {}));
+    app.run(Box::new(UnixSignals::new(control, None)));
+    0
+}

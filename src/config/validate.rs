@@ -1,0 +1,586 @@
+//! Raw config → validated [`Config`]: the one place validation lives.
+//!
+//! Each check reports the span of the offending value and its dotted field
+//! path. Defaults from the spec are filled in here, so nothing downstream has
+//! to know them. Routes are checked in `validate_route.rs`.
+
+use super::error::Reporter;
+use super::raw::*;
+use super::*;
+use serde_spanned::Spanned;
+use std::collections::HashSet;
+use std::ops::Range;
+
+/// Parse and validate config `text` read from `path`.
+pub(super) fn validate(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let r = Reporter { file: &file, text };
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let de = toml::Deserializer::parse(text).map_err(|e| toml_error(&r, &e, ""))?;
+    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        toml_error(&r, e.inner(), &field)
+    })?;
+
+    let v = Validator {
+        r,
+        base_dir,
+        text_len: text.len(),
+    };
+    let proxy = v.proxy(raw.proxy)?;
+    let admin = v.admin(raw.admin)?;
+    let state_path = raw.state.map(|s| v.file_path(&s.path));
+    let access_log = v.access_log(raw.log)?;
+    let pools = v.pools(raw.pools)?;
+    let routes = v.routes(raw.routes, &pools)?;
+    Ok(Config {
+        path: path.to_path_buf(),
+        hash: text_hash(text),
+        proxy,
+        admin,
+        state_path,
+        access_log,
+        pools,
+        routes,
+    })
+}
+
+/// Turn a TOML/serde error into a positioned config error.
+fn toml_error(r: &Reporter, e: &toml::de::Error, field: &str) -> ConfigError {
+    let span = e.span().unwrap_or(0..0);
+    r.at(span, field, e.message().trim_end())
+}
+
+pub(super) struct Validator<'a> {
+    pub r: Reporter<'a>,
+    /// Relative file names are taken relative to the config file's directory.
+    pub base_dir: PathBuf,
+    pub text_len: usize,
+}
+
+impl Validator<'_> {
+    /// A span for a value that carries none (a bare string in a list).
+    pub fn span_or(&self, inner: Range<usize>, outer: Range<usize>) -> Range<usize> {
+        if inner.is_empty() && inner.start == 0 {
+            outer
+        } else {
+            inner
+        }
+    }
+
+    /// The end of the file, for settings that are missing altogether.
+    pub fn eof(&self) -> Range<usize> {
+        self.text_len..self.text_len
+    }
+
+    pub fn file_path(&self, s: &SStr) -> PathBuf {
+        let p = PathBuf::from(s.get_ref());
+        if p.is_absolute() {
+            p
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    pub fn duration(&self, s: &SStr, field: &str) -> Result<Duration, ConfigError> {
+        let d = humantime::parse_duration(s.get_ref().trim()).map_err(|e| {
+            self.r.at(
+                s.span(),
+                field,
+                format!(
+                    "{:?} is not a duration ({e}); write e.g. \"500ms\", \"2s\", \"10m\"",
+                    s.get_ref()
+                ),
+            )
+        })?;
+        if d.is_zero() {
+            return Err(self.r.at(s.span(), field, "must be greater than zero"));
+        }
+        Ok(d)
+    }
+
+    pub fn opt_duration(
+        &self,
+        s: &Option<SStr>,
+        field: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        s.as_ref()
+            .map_or(Ok(default), |s| self.duration(s, field))
+    }
+
+    pub fn int_in(
+        &self,
+        v: &Spanned<i64>,
+        field: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<i64, ConfigError> {
+        let n = *v.get_ref();
+        if !range.contains(&n) {
+            return Err(self.r.at(
+                v.span(),
+                field,
+                format!(
+                    "{n} is out of range; must be {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+        Ok(n)
+    }
+
+    fn socket_addr(&self, s: &SStr, field: &str) -> Result<SocketAddr, ConfigError> {
+        s.get_ref().trim().parse::<SocketAddr>().map_err(|_| {
+            self.r.at(
+                s.span(),
+                field,
+                format!(
+                    "{:?} is not an IP:port address (e.g. \"0.0.0.0:8080\" or \"[::]:8080\")",
+                    s.get_ref()
+                ),
+            )
+        })
+    }
+
+    fn proxy(&self, raw: Option<Spanned<RawProxy>>) -> Result<ProxySettings, ConfigError> {
+        let (raw, span) = match raw {
+            Some(p) => {
+                let span = p.span();
+                (p.into_inner(), span)
+            }
+            None => (RawProxy::default(), self.eof()),
+        };
+        let listen = match &raw.listen {
+            None => vec![SocketAddr::from(([0, 0, 0, 0], 8080))],
+            Some(list) => {
+                let mut out = Vec::new();
+                for (i, a) in list.get_ref().iter().enumerate() {
+                    out.push(self.socket_addr(a, &format!("proxy.listen[{i}]"))?);
+                }
+                out
+            }
+        };
+        let mut tls = Vec::new();
+        for (i, t) in raw.tls.iter().enumerate() {
+            tls.push(self.tls_listener(t, i)?);
+        }
+        let mut seen = HashSet::new();
+        for a in listen.iter().chain(tls.iter().map(|t| &t.listen)) {
+            if !seen.insert(*a) {
+                return Err(self.r.at(
+                    raw.listen.as_ref().map_or(span.clone(), |l| l.span()),
+                    "proxy.listen",
+                    format!("{a} is listed twice"),
+                ));
+            }
+        }
+        if listen.is_empty() && tls.is_empty() {
+            return Err(self.r.at(
+                raw.listen.as_ref().map_or(span, |l| l.span()),
+                "proxy.listen",
+                "no listener: give at least one address in proxy.listen or a [[proxy.tls]]",
+            ));
+        }
+        let max_header_bytes = match &raw.max_header_bytes {
+            Some(v) => self.int_in(v, "proxy.max_header_bytes", 1024..=1_048_575)? as usize,
+            None => 65536,
+        };
+        let retries = match &raw.retries {
+            Some(v) => self.int_in(v, "proxy.retries", 0..=10)? as usize,
+            None => 2,
+        };
+        let threads = match &raw.threads {
+            Some(v) => self.int_in(v, "proxy.threads", 1..=256)? as usize,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        Ok(ProxySettings {
+            listen,
+            tls,
+            connect_timeout: self.opt_duration(
+                &raw.connect_timeout,
+                "proxy.connect_timeout",
+                Duration::from_secs(2),
+            )?,
+            read_timeout: self.opt_duration(
+                &raw.read_timeout,
+                "proxy.read_timeout",
+                Duration::from_secs(60),
+            )?,
+            idle_timeout: self.opt_duration(
+                &raw.idle_timeout,
+                "proxy.idle_timeout",
+                Duration::from_secs(60),
+            )?,
+            header_timeout: self.opt_duration(
+                &raw.header_timeout,
+                "proxy.header_timeout",
+                Duration::from_secs(10),
+            )?,
+            max_header_bytes,
+            retries,
+            threads,
+            grace: self.opt_duration(&raw.grace, "proxy.grace", Duration::from_secs(30))?,
+        })
+    }
+
+    fn tls_listener(
+        &self,
+        t: &Spanned<RawTlsListener>,
+        i: usize,
+    ) -> Result<TlsListener, ConfigError> {
+        let field = format!("proxy.tls[{i}]");
+        let raw = t.get_ref();
+        let listen = self.socket_addr(&raw.listen, &format!("{field}.listen"))?;
+        if raw.certs.get_ref().is_empty() {
+            return Err(self.r.at(
+                raw.certs.span(),
+                format!("{field}.certs"),
+                "needs at least one { cert, key } pair",
+            ));
+        }
+        let mut certs = Vec::new();
+        for (j, pair) in raw.certs.get_ref().iter().enumerate() {
+            let p = pair.get_ref();
+            let cert = self.file_path(&p.cert);
+            let key = self.file_path(&p.key);
+            crate::tls::check_pair(&cert, &key).map_err(|e| {
+                self.r.at(pair.span(), format!("{field}.certs[{j}]"), e)
+            })?;
+            certs.push(CertPair { cert, key });
+        }
+        Ok(TlsListener {
+            listen,
+            certs,
+            http2: raw.http2.unwrap_or(true),
+        })
+    }
+
+    fn admin(&self, raw: Option<RawAdmin>) -> Result<AdminSettings, ConfigError> {
+        let default_listen = SocketAddr::from(([127, 0, 0, 1], 9901));
+        let Some(raw) = raw else {
+            return Ok(AdminSettings {
+                listen: default_listen,
+                token: None,
+            });
+        };
+        let listen = match &raw.listen {
+            Some(a) => self.socket_addr(a, "admin.listen")?,
+            None => default_listen,
+        };
+        let token = match (&raw.token_env, &raw.token_file) {
+            (Some(_), Some(f)) => {
+                return Err(self.r.at(
+                    f.span(),
+                    "admin.token_file",
+                    "give either token_env or token_file, not both",
+                ))
+            }
+            (Some(var), None) => {
+                let value = std::env::var(var.get_ref()).map_err(|_| {
+                    self.r.at(
+                        var.span(),
+                        "admin.token_env",
+                        format!("environment variable {} is not set", var.get_ref()),
+                    )
+                })?;
+                Some(self.token(value, var.span(), "admin.token_env")?)
+            }
+            (None, Some(f)) => {
+                let path = self.file_path(f);
+                let value = std::fs::read_to_string(&path).map_err(|e| {
+                    self.r.at(
+                        f.span(),
+                        "admin.token_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                Some(self.token(value, f.span(), "admin.token_file")?)
+            }
+            (None, None) => None,
+        };
+        if token.is_none() && !listen.ip().is_loopback() {
+            return Err(self.r.at(
+                raw.listen.as_ref().map_or(self.eof(), |l| l.span()),
+                "admin.listen",
+                format!(
+                    "{listen} is not a loopback address, so the admin endpoint needs a token \
+                     (set admin.token_env or admin.token_file)"
+                ),
+            ));
+        }
+        Ok(AdminSettings { listen, token })
+    }
+
+    fn token(
+        &self,
+        value: String,
+        span: Range<usize>,
+        field: &str,
+    ) -> Result<AdminToken, ConfigError> {
+        let value = value.trim().to_string();
+        if value.len() < 16 {
+            return Err(self.r.at(
+                span,
+                field,
+                "the admin token is empty or shorter than 16 characters",
+            ));
+        }
+        Ok(AdminToken(value))
+    }
+
+    fn access_log(&self, raw: Option<RawLog>) -> Result<AccessLogTarget, ConfigError> {
+        let Some(access) = raw.and_then(|l| l.access) else {
+            return Ok(AccessLogTarget::Off);
+        };
+        Ok(match access.get_ref().as_str() {
+            "stdout" => AccessLogTarget::Stdout,
+            "off" => AccessLogTarget::Off,
+            "" => {
+                return Err(self.r.at(
+                    access.span(),
+                    "log.access",
+                    "must be \"stdout\", \"off\" or a file path",
+                ))
+            }
+            _ => AccessLogTarget::File(self.file_path(&access)),
+        })
+    }
+
+    fn pools(
+        &self,
+        raw: std::collections::BTreeMap<SStr, Spanned<RawPool>>,
+    ) -> Result<Vec<PoolConfig>, ConfigError> {
+        // Keep file order: it is the order operators read in `check` and `/status`.
+        let mut entries: Vec<_> = raw.into_iter().collect();
+        entries.sort_by_key(|(name, _)| name.span().start);
+        let mut pools = Vec::new();
+        for (name, pool) in entries {
+            if !valid_name(name.get_ref()) {
+                return Err(self.r.at(
+                    name.span(),
+                    format!("pools.{}", name.get_ref()),
+                    "pool names may use letters, digits, '-', '_' and '.' only",
+                ));
+            }
+            pools.push(self.pool(name.get_ref(), pool)?);
+        }
+        Ok(pools)
+    }
+
+    fn pool(&self, name: &str, raw: Spanned<RawPool>) -> Result<PoolConfig, ConfigError> {
+        let field = format!("pools.{name}");
+        let span = raw.span();
+        let raw = raw.into_inner();
+        if raw.backends.get_ref().is_empty() {
+            return Err(self.r.at(
+                raw.backends.span(),
+                format!("{field}.backends"),
+                "a pool needs at least one backend",
+            ));
+        }
+        let mut backends: Vec<BackendConfig> = Vec::new();
+        for (i, b) in raw.backends.get_ref().iter().enumerate() {
+            let bfield = format!("{field}.backends[{i}]");
+            let entry = b.get_ref();
+            let addr_span = self.span_or(entry.addr.span(), b.span());
+            let addr = entry.addr.get_ref().trim().to_string();
+            check_backend_addr(&addr).map_err(|m| self.r.at(addr_span.clone(), &bfield, m))?;
+            if backends.iter().any(|x| x.addr == addr) {
+                return Err(self.r.at(addr_span, bfield, format!("{addr} is listed twice")));
+            }
+            let weight = match &entry.weight {
+                Some(w) => self.int_in(w, &format!("{bfield}.weight"), 0..=1_000_000)? as u32,
+                None => 1,
+            };
+            backends.push(BackendConfig { addr, weight });
+        }
+        if backends.iter().all(|b| b.weight == 0) {
+            return Err(self.r.at(
+                raw.backends.span(),
+                format!("{field}.backends"),
+                "every backend has weight 0; at least one must be positive",
+            ));
+        }
+        let health = raw
+            .health
+            .as_ref()
+            .map(|h| self.health(h, &format!("{field}.health")))
+            .transpose()?;
+        let tls = raw
+            .tls
+            .as_ref()
+            .map(|t| self.upstream_tls(t, &format!("{field}.tls")))
+            .transpose()?;
+        let outlier = match &raw.outlier {
+            None => Some(Outlier::default()),
+            Some(o) => self.outlier(o, &format!("{field}.outlier"))?,
+        };
+        let _ = span;
+        Ok(PoolConfig {
+            name: name.to_string(),
+            backends,
+            health,
+            tls,
+            outlier,
+        })
+    }
+
+    fn health(&self, h: &Spanned<RawHealth>, field: &str) -> Result<HealthCheck, ConfigError> {
+        let raw = h.get_ref();
+        let tcp = raw.tcp.unwrap_or(false);
+        if tcp && (raw.path.is_some() || raw.expect.is_some()) {
+            return Err(self.r.at(
+                h.span(),
+                field,
+                "tcp = true checks only that a connection opens; remove path/expect",
+            ));
+        }
+        let probe = if tcp {
+            Probe::Tcp
+        } else {
+            let path = match &raw.path {
+                Some(p) if !p.get_ref().starts_with('/') => {
+                    return Err(self.r.at(p.span(), format!("{field}.path"), "must start with '/'"))
+                }
+                Some(p) => p.get_ref().clone(),
+                None => "/".to_string(),
+            };
+            let expect = match &raw.expect {
+                None => Expect::SuccessOrRedirect,
+                Some(list) if list.get_ref().is_empty() => {
+                    return Err(self.r.at(
+                        list.span(),
+                        format!("{field}.expect"),
+                        "give at least one status code",
+                    ))
+                }
+                Some(list) => {
+                    let mut codes = Vec::new();
+                    for c in list.get_ref() {
+                        codes.push(self.int_in(c, &format!("{field}.expect"), 100..=599)? as u16);
+                    }
+                    Expect::Codes(codes)
+                }
+            };
+            Probe::Http { path, expect }
+        };
+        Ok(HealthCheck {
+            probe,
+            interval: self.opt_duration(
+                &raw.interval,
+                &format!("{field}.interval"),
+                Duration::from_secs(2),
+            )?,
+            timeout: self.opt_duration(
+                &raw.timeout,
+                &format!("{field}.timeout"),
+                Duration::from_secs(1),
+            )?,
+            rise: match &raw.rise {
+                Some(v) => self.int_in(v, &format!("{field}.rise"), 1..=100)? as u32,
+                None => 2,
+            },
+            fall: match &raw.fall {
+                Some(v) => self.int_in(v, &format!("{field}.fall"), 1..=100)? as u32,
+                None => 3,
+            },
+        })
+    }
+
+    fn upstream_tls(
+        &self,
+        t: &Spanned<RawUpstreamTls>,
+        field: &str,
+    ) -> Result<UpstreamTls, ConfigError> {
+        let raw = t.get_ref();
+        let ca = match &raw.ca {
+            Some(c) => {
+                let path = self.file_path(c);
+                crate::tls::check_ca(&path)
+                    .map_err(|e| self.r.at(c.span(), format!("{field}.ca"), e))?;
+                Some(path)
+            }
+            None => None,
+        };
+        let sni = match &raw.sni {
+            Some(s) if s.get_ref().trim().is_empty() => {
+                return Err(self.r.at(s.span(), format!("{field}.sni"), "must not be empty"))
+            }
+            Some(s) => Some(s.get_ref().trim().to_string()),
+            None => None,
+        };
+        Ok(UpstreamTls {
+            sni,
+            verify: raw.verify.unwrap_or(true),
+            ca,
+            http2: raw.http2.unwrap_or(false),
+        })
+    }
+
+    fn outlier(&self, o: &Spanned<RawOutlier>, field: &str) -> Result<Option<Outlier>, ConfigError> {
+        Ok(match o.get_ref() {
+            RawOutlier::Enabled(false) => None,
+            RawOutlier::Enabled(true) => Some(Outlier::default()),
+            RawOutlier::Settings {
+                consecutive_failures,
+                ejection,
+            } => {
+                let d = Outlier::default();
+                Some(Outlier {
+                    consecutive_failures: match consecutive_failures {
+                        Some(v) => self.int_in(
+                            v,
+                            &format!("{field}.consecutive_failures"),
+                            1..=1000,
+                        )? as u32,
+                        None => d.consecutive_failures,
+                    },
+                    ejection: self.opt_duration(
+                        ejection,
+                        &format!("{field}.ejection"),
+                        d.ejection,
+                    )?,
+                })
+            }
+        })
+    }
+}
+
+/// Names of pools and routes: safe in metrics labels, URLs and logs.
+pub(super) fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// `host:port` where host is an IPv4 address, `[IPv6]` or a DNS name.
+pub(super) fn check_backend_addr(addr: &str) -> Result<(), String> {
+    if addr.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let bad = || format!("{addr:?} is not a host:port address (e.g. \"10.0.0.11:80\")");
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => {}
+        _ => return Err(format!("{addr:?}: port must be 1 to 65535")),
+    }
+    let dns_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+        });
+    if dns_ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}

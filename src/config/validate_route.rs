@@ -1,0 +1,431 @@
+//! Validation of `[[routes]]`: matching, split, failover, sticky, shift, gate.
+
+use super::raw::*;
+use super::validate::{valid_name, Validator};
+use super::*;
+use serde_spanned::Spanned;
+use std::collections::HashSet;
+
+impl Validator<'_> {
+    pub(super) fn routes(
+        &self,
+        raw: Vec<Spanned<RawRoute>>,
+        pools: &[PoolConfig],
+    ) -> Result<Vec<RouteConfig>, ConfigError> {
+        let mut names = HashSet::new();
+        let mut routes = Vec::new();
+        for (i, route) in raw.into_iter().enumerate() {
+            let field = format!("routes[{i}]");
+            let name = &route.get_ref().name;
+            if !valid_name(name.get_ref()) {
+                return Err(self.r.at(
+                    name.span(),
+                    format!("{field}.name"),
+                    "route names may use letters, digits, '-', '_' and '.' only",
+                ));
+            }
+            if !names.insert(name.get_ref().clone()) {
+                return Err(self.r.at(
+                    name.span(),
+                    format!("{field}.name"),
+                    format!("another route is already named {:?}", name.get_ref()),
+                ));
+            }
+            routes.push(self.route(route, &field, pools)?);
+        }
+        Ok(routes)
+    }
+
+    fn pool_ref(
+        &self,
+        name: &SStr,
+        field: &str,
+        pools: &[PoolConfig],
+    ) -> Result<usize, ConfigError> {
+        pools
+            .iter()
+            .position(|p| &p.name == name.get_ref())
+            .ok_or_else(|| {
+                let known: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+                self.r.at(
+                    name.span(),
+                    field,
+                    format!(
+                        "unknown pool {:?} (defined pools: {})",
+                        name.get_ref(),
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                )
+            })
+    }
+
+    fn route(
+        &self,
+        route: Spanned<RawRoute>,
+        field: &str,
+        pools: &[PoolConfig],
+    ) -> Result<RouteConfig, ConfigError> {
+        let raw = route.into_inner();
+        let matcher = match &raw.matcher {
+            Some(m) => self.matcher(m.get_ref(), &format!("{field}.match"))?,
+            None => RouteMatch::default(),
+        };
+
+        // Split, in file order.
+        let split_field = format!("{field}.split");
+        let mut entries: Vec<_> = raw.split.get_ref().iter().collect();
+        entries.sort_by_key(|(k, _)| k.span().start);
+        if entries.is_empty() {
+            return Err(self.r.at(
+                raw.split.span(),
+                &split_field,
+                "a route needs at least one pool in its split",
+            ));
+        }
+        let mut split = Vec::new();
+        for (name, weight) in entries {
+            let pool = self.pool_ref(name, &split_field, pools)?;
+            let w = *weight.get_ref();
+            if !w.is_finite() || w < 0.0 {
+                return Err(self.r.at(
+                    weight.span(),
+                    format!("{split_field}.{}", name.get_ref()),
+                    format!("weight {w} is negative; weights must be 0 or more"),
+                ));
+            }
+            split.push(SplitEntry { pool, weight: w });
+        }
+        if split.iter().all(|e| e.weight == 0.0) {
+            return Err(self.r.at(
+                raw.split.span(),
+                &split_field,
+                "every weight is zero; at least one pool must have a positive weight",
+            ));
+        }
+
+        let mut failover = Vec::new();
+        if let Some(list) = &raw.failover {
+            for name in list.get_ref() {
+                let span = self.span_or(name.span(), list.span());
+                let named = Spanned::new(span, name.get_ref().clone());
+                let pool = self.pool_ref(&named, &format!("{field}.failover"), pools)?;
+                if split.iter().any(|e| e.pool == pool) || failover.contains(&pool) {
+                    return Err(self.r.at(
+                        named.span(),
+                        format!("{field}.failover"),
+                        format!("pool {:?} is already in the split or listed twice", name.get_ref()),
+                    ));
+                }
+                failover.push(pool);
+            }
+        }
+
+        let sticky = raw
+            .sticky
+            .as_ref()
+            .map(|s| self.sticky(s, &format!("{field}.sticky")))
+            .transpose()?;
+        let override_header = raw
+            .override_header
+            .as_ref()
+            .map(|h| self.header_name(h, &format!("{field}.override_header")))
+            .transpose()?;
+        let shift = raw
+            .shift
+            .as_ref()
+            .map(|s| self.shift(s, &format!("{field}.shift"), &split, pools))
+            .transpose()?;
+
+        Ok(RouteConfig {
+            name: raw.name.into_inner(),
+            matcher,
+            split,
+            failover,
+            sticky,
+            override_header,
+            shift,
+        })
+    }
+
+    fn header_name(&self, s: &SStr, field: &str) -> Result<HeaderName, ConfigError> {
+        HeaderName::from_bytes(s.get_ref().trim().as_bytes()).map_err(|_| {
+            self.r.at(
+                s.span(),
+                field,
+                format!("{:?} is not a valid header name", s.get_ref()),
+            )
+        })
+    }
+
+    fn matcher(&self, m: &RawMatch, field: &str) -> Result<RouteMatch, ConfigError> {
+        let host = match &m.host {
+            None => None,
+            Some(h) => {
+                let lower = h.get_ref().trim().to_ascii_lowercase();
+                let (pattern, bare) = match lower.strip_prefix("*.") {
+                    Some(rest) => (HostPattern::Wildcard(format!(".{rest}")), rest.to_string()),
+                    None => (HostPattern::Exact(lower.clone()), lower.clone()),
+                };
+                let ok = !bare.is_empty()
+                    && bare
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+                if !ok {
+                    return Err(self.r.at(
+                        h.span(),
+                        format!("{field}.host"),
+                        format!(
+                            "{:?} is not a host name (without port; \"*.example.com\" for subdomains)",
+                            h.get_ref()
+                        ),
+                    ));
+                }
+                Some(pattern)
+            }
+        };
+        let path_prefix = match &m.path_prefix {
+            Some(p) if !p.get_ref().starts_with('/') => {
+                return Err(self.r.at(
+                    p.span(),
+                    format!("{field}.path_prefix"),
+                    "must start with '/'",
+                ))
+            }
+            Some(p) => Some(p.get_ref().clone()),
+            None => None,
+        };
+        let mut methods = Vec::new();
+        if let Some(list) = &m.methods {
+            for s in list.get_ref() {
+                let upper = s.get_ref().trim().to_ascii_uppercase();
+                let valid = !upper.is_empty() && upper.bytes().all(|b| b.is_ascii_uppercase());
+                let method = Method::from_bytes(upper.as_bytes()).ok().filter(|_| valid);
+                match method {
+                    Some(method) => methods.push(method),
+                    None => {
+                        return Err(self.r.at(
+                            self.span_or(s.span(), list.span()),
+                            format!("{field}.methods"),
+                            format!("{:?} is not an HTTP method", s.get_ref()),
+                        ))
+                    }
+                }
+            }
+        }
+        let mut headers = Vec::new();
+        if let Some(map) = &m.headers {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by_key(|(k, _)| k.span().start);
+            for (k, v) in entries {
+                let name = self.header_name(k, &format!("{field}.headers"))?;
+                let value = HeaderValue::from_str(v.get_ref()).map_err(|_| {
+                    self.r.at(
+                        v.span(),
+                        format!("{field}.headers.{}", k.get_ref()),
+                        "not a valid header value",
+                    )
+                })?;
+                headers.push((name, value));
+            }
+        }
+        Ok(RouteMatch {
+            host,
+            path_prefix,
+            methods,
+            headers,
+        })
+    }
+
+    fn sticky(&self, s: &Spanned<RawSticky>, field: &str) -> Result<Sticky, ConfigError> {
+        let raw = s.get_ref();
+        let source_ip = raw.source_ip.unwrap_or(false);
+        let chosen = [raw.header.is_some(), raw.cookie.is_some(), source_ip]
+            .iter()
+            .filter(|x| **x)
+            .count();
+        if chosen != 1 {
+            return Err(self.r.at(
+                s.span(),
+                field,
+                "give exactly one of header = \"…\", cookie = \"…\" or source_ip = true",
+            ));
+        }
+        if let Some(h) = &raw.header {
+            return Ok(Sticky::Header(self.header_name(h, &format!("{field}.header"))?));
+        }
+        if let Some(c) = &raw.cookie {
+            let name = c.get_ref().trim();
+            let ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+            if !ok {
+                return Err(self.r.at(
+                    c.span(),
+                    format!("{field}.cookie"),
+                    format!("{:?} is not a cookie name", c.get_ref()),
+                ));
+            }
+            return Ok(Sticky::Cookie(name.to_string()));
+        }
+        Ok(Sticky::SourceIp)
+    }
+
+    fn shift(
+        &self,
+        s: &Spanned<RawShift>,
+        field: &str,
+        split: &[SplitEntry],
+        pools: &[PoolConfig],
+    ) -> Result<ShiftConfig, ConfigError> {
+        let raw = s.get_ref();
+        let in_split = |p: usize| split.iter().any(|e| e.pool == p);
+        let to = self.pool_ref(&raw.to, &format!("{field}.to"), pools)?;
+        if !in_split(to) {
+            return Err(self.r.at(
+                raw.to.span(),
+                format!("{field}.to"),
+                format!("pool {:?} is not in the route's split", raw.to.get_ref()),
+            ));
+        }
+        let from = match &raw.from {
+            Some(f) => {
+                let from = self.pool_ref(f, &format!("{field}.from"), pools)?;
+                if !in_split(from) || from == to {
+                    return Err(self.r.at(
+                        f.span(),
+                        format!("{field}.from"),
+                        "must be another pool of the route's split",
+                    ));
+                }
+                from
+            }
+            None => {
+                let others: Vec<usize> = split.iter().map(|e| e.pool).filter(|p| *p != to).collect();
+                match others.as_slice() {
+                    [one] => *one,
+                    _ => {
+                        return Err(self.r.at(
+                            s.span(),
+                            format!("{field}.from"),
+                            "needed when the split does not have exactly two pools",
+                        ))
+                    }
+                }
+            }
+        };
+        let steps_field = format!("{field}.steps");
+        if raw.steps.get_ref().is_empty() {
+            return Err(self.r.at(raw.steps.span(), &steps_field, "give at least one step"));
+        }
+        let mut steps: Vec<f64> = Vec::new();
+        for step in raw.steps.get_ref() {
+            let v = *step.get_ref();
+            let span = self.span_or(step.span(), raw.steps.span());
+            if !(0.0..=100.0).contains(&v) {
+                return Err(self.r.at(span, &steps_field, format!("step {v} is outside 0–100")));
+            }
+            if let Some(prev) = steps.last() {
+                if v <= *prev {
+                    return Err(self.r.at(
+                        span,
+                        &steps_field,
+                        format!("steps must increase, but {v} follows {prev}"),
+                    ));
+                }
+            }
+            steps.push(v);
+        }
+        let hold = self.duration(&raw.hold, &format!("{field}.hold"))?;
+        let start_at = match &raw.start_at {
+            Some(t) => Some(humantime::parse_rfc3339_weak(t.get_ref().trim()).map_err(|_| {
+                self.r.at(
+                    t.span(),
+                    format!("{field}.start_at"),
+                    format!(
+                        "{:?} is not an RFC 3339 UTC time like \"2026-12-01T02:00:00Z\"",
+                        t.get_ref()
+                    ),
+                )
+            })?),
+            None => None,
+        };
+        let gate = raw
+            .gate
+            .as_ref()
+            .map(|g| self.gate(g, &format!("{field}.gate")))
+            .transpose()?;
+        Ok(ShiftConfig {
+            to,
+            from,
+            steps,
+            hold,
+            start_at,
+            gate,
+        })
+    }
+
+    fn gate(&self, g: &Spanned<RawGate>, field: &str) -> Result<GateConfig, ConfigError> {
+        let raw = g.get_ref();
+        let max_error_rate = match &raw.max_error_rate {
+            Some(v) if !(0.0..=1.0).contains(v.get_ref()) => {
+                return Err(self.r.at(
+                    v.span(),
+                    format!("{field}.max_error_rate"),
+                    "must be a fraction from 0 to 1 (0.01 means 1 %)",
+                ))
+            }
+            Some(v) => Some(*v.get_ref()),
+            None => None,
+        };
+        let max_p99 = raw
+            .max_p99
+            .as_ref()
+            .map(|d| self.duration(d, &format!("{field}.max_p99")))
+            .transpose()?;
+        let max_p99_ratio = match &raw.max_p99_ratio {
+            Some(v) if !(v.get_ref().is_finite() && *v.get_ref() > 0.0) => {
+                return Err(self.r.at(
+                    v.span(),
+                    format!("{field}.max_p99_ratio"),
+                    "must be a positive number",
+                ))
+            }
+            Some(v) => Some(*v.get_ref()),
+            None => None,
+        };
+        if max_error_rate.is_none() && max_p99.is_none() && max_p99_ratio.is_none() {
+            return Err(self.r.at(
+                g.span(),
+                field,
+                "a gate needs at least one of max_error_rate, max_p99, max_p99_ratio",
+            ));
+        }
+        let min_requests = match &raw.min_requests {
+            Some(v) => self.int_in(v, &format!("{field}.min_requests"), 0..=1_000_000_000)? as u64,
+            None => 100,
+        };
+        let on_breach = match raw.on_breach.as_ref().map(|s| (s, s.get_ref().as_str())) {
+            None | Some((_, "rollback")) => OnBreach::Rollback,
+            Some((_, "pause")) => OnBreach::Pause,
+            Some((s, other)) => {
+                return Err(self.r.at(
+                    s.span(),
+                    format!("{field}.on_breach"),
+                    format!("{other:?} is not \"rollback\" or \"pause\""),
+                ))
+            }
+        };
+        Ok(GateConfig {
+            max_error_rate,
+            max_p99,
+            max_p99_ratio,
+            min_requests,
+            on_breach,
+        })
+    }
+}

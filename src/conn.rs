@@ -1,0 +1,368 @@
+//! Client connection guard: the limits on a request head that Pingora does
+//! not enforce.
+//!
+//! Pingora reads a request head of up to 1 MiB, and its timeouts apply per
+//! read, so a client trickling one byte at a time can hold a connection
+//! forever. [`GuardedStream`] wraps every client connection and, while the
+//! connection waits for a request head, enforces:
+//!
+//! * `idle_timeout` before the first byte (the connection is closed quietly),
+//! * `header_timeout` from the first byte to the end of the head (`408`),
+//! * `max_header_bytes` for the head (`431`).
+//!
+//! The wrapper spots the end of the head itself (the blank line), and the
+//! proxy marks the phases it cannot see: a request in progress
+//! ([`mark_in_request`]) and the wait for the next one ([`mark_await_head`]).
+//! HTTP/2 connections are left alone (their streams are multiplexed).
+//! Outside the head phase a read is a plain pass-through.
+
+use async_trait::async_trait;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::{GetProxyDigest, GetSocketDigest, GetTimingDigest};
+use pingora::protocols::{SocketDigest, TimingDigest};
+use pingora::protocols::tls::SslDigest;
+use pingora::protocols::{Peek, Shutdown, Ssl, Stream, UniqueID, UniqueIDType, ALPN};
+use pingora::proxy::Session;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+const AWAIT_HEAD: u8 = 0;
+const IN_REQUEST: u8 = 1;
+const OFF: u8 = 2;
+
+const H2_PREFACE_START: &[u8] = b"PRI * HTTP/2.0";
+
+const RESPONSE_431: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 36\r\nconnection: close\r\n\r\n431 Request Header Fields Too Large\n";
+const RESPONSE_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\nconnection: close\r\n\r\n408 Request Timeout\n";
+
+/// The limits on a request head.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    /// Wait for the first byte of a request at most this long.
+    pub idle: Duration,
+    /// The whole head must arrive within this after its first byte.
+    pub header: Duration,
+    /// The head may be at most this long.
+    pub max_bytes: usize,
+}
+
+#[derive(Debug)]
+struct HeadState {
+    started: Instant,
+    first_byte: Option<Instant>,
+    bytes: usize,
+    /// The last byte seen ended a line (ignoring `\r`).
+    after_newline: bool,
+}
+
+impl HeadState {
+    /// Feed bytes; returns how many belong to the head if its end is in them.
+    fn feed(&mut self, data: &[u8]) -> Option<usize> {
+        for (i, b) in data.iter().enumerate() {
+            match b {
+                b'\n' if self.after_newline && self.bytes + i > 1 => return Some(i + 1),
+                b'\n' => self.after_newline = true,
+                b'\r' => {}
+                _ => self.after_newline = false,
+            }
+        }
+        None
+    }
+}
+
+#[derive(Debug)]
+struct Reject {
+    response: &'static [u8],
+    written: usize,
+    why: &'static str,
+}
+
+/// A client connection with request-head limits. See the module docs.
+#[derive(Debug)]
+pub struct GuardedStream {
+    inner: Stream,
+    phase: AtomicU8,
+    limits: HeadLimits,
+    head: Option<HeadState>,
+    sleep: Option<Pin<Box<Sleep>>>,
+    reject: Option<Reject>,
+}
+
+impl GuardedStream {
+    /// Guard `inner`, a new client connection.
+    pub fn new(inner: Stream, limits: HeadLimits) -> GuardedStream {
+        let h2 = matches!(inner.selected_alpn_proto(), Some(ALPN::H2));
+        GuardedStream {
+            inner,
+            phase: AtomicU8::new(if h2 { OFF } else { AWAIT_HEAD }),
+            limits,
+            head: None,
+            sleep: None,
+            reject: None,
+        }
+    }
+
+    fn set_phase(&self, phase: u8) {
+        // An HTTP/2 connection stays off for good.
+        let _ = self
+            .phase
+            .fetch_update(Relaxed, Relaxed, |p| (p != OFF).then_some(phase));
+    }
+
+    fn start_reject(&mut self, response: &'static [u8], why: &'static str) {
+        self.head = None;
+        self.reject = Some(Reject {
+            response,
+            written: 0,
+            why,
+        });
+    }
+
+    /// Write the pending error response, then fail the read.
+    fn poll_reject(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(rej) = self.reject.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        while rej.written < rej.response.len() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &rej.response[rej.written..]))?;
+            if n == 0 {
+                break;
+            }
+            rej.written += n;
+        }
+        ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+        Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, rej.why)))
+    }
+}
+
+fn guard(session: &Session) -> Option<&GuardedStream> {
+    let stream = session.as_downstream().stream()?;
+    (**stream).as_any().downcast_ref::<GuardedStream>()
+}
+
+/// The request head was read: stop enforcing head limits.
+pub fn mark_in_request(session: &Session) {
+    if let Some(g) = guard(session) {
+        g.set_phase(IN_REQUEST);
+    }
+}
+
+/// The request is done: the next read waits for a new head.
+pub fn mark_await_head(session: &Session) {
+    if let Some(g) = guard(session) {
+        g.set_phase(AWAIT_HEAD);
+    }
+}
+
+impl AsyncRead for GuardedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.reject.is_some() {
+            return this.poll_reject(cx);
+        }
+        if this.phase.load(Relaxed) != AWAIT_HEAD {
+            this.head = None;
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let head = this.head.get_or_insert_with(|| HeadState {
+            started: Instant::now(),
+            first_byte: None,
+            bytes: 0,
+            after_newline: false,
+        });
+        match polled {
+            Poll::Ready(Ok(())) => {
+                let new = &buf.filled()[before..];
+                if new.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                if head.bytes == 0 && new.starts_with(H2_PREFACE_START) {
+                    this.phase.store(OFF, Relaxed);
+                    this.head = None;
+                    return Poll::Ready(Ok(()));
+                }
+                if head.first_byte.is_none() {
+                    head.first_byte = Some(Instant::now());
+                }
+                let end = head.feed(new);
+                head.bytes += end.unwrap_or(new.len());
+                if head.bytes > this.limits.max_bytes {
+                    buf.set_filled(before);
+                    this.start_reject(RESPONSE_431, "request head too large");
+                    return this.poll_reject(cx);
+                }
+                if end.is_some() {
+                    this.set_phase(IN_REQUEST);
+                    this.head = None;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                let deadline = match head.first_byte {
+                    None => head.started + this.limits.idle,
+                    Some(t) => t + this.limits.header,
+                };
+                let waiting_first_byte = head.first_byte.is_none();
+                let deadline = tokio::time::Instant::from_std(deadline);
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if sleep.deadline() != deadline {
+                    sleep.as_mut().reset(deadline);
+                }
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                if waiting_first_byte {
+                    // Idle keep-alive connection: close quietly (EOF).
+                    this.head = None;
+                    return Poll::Ready(Ok(()));
+                }
+                this.start_reject(RESPONSE_408, "request head timed out");
+                this.poll_reject(cx)
+            }
+        }
+    }
+}
+
+impl AsyncWrite for GuardedStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[async_trait]
+impl Shutdown for GuardedStream {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for GuardedStream {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for GuardedStream {
+    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for GuardedStream {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for GuardedStream {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for GuardedStream {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, socket_digest: SocketDigest) {
+        self.inner.set_socket_digest(socket_digest)
+    }
+}
+
+#[async_trait]
+impl Peek for GuardedStream {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> HeadState {
+        HeadState {
+            started: Instant::now(),
+            first_byte: None,
+            bytes: 0,
+            after_newline: false,
+        }
+    }
+
+    #[test]
+    fn head_end_is_found_across_reads() {
+        let mut h = state();
+        assert_eq!(h.feed(b"GET / HTTP/1.1\r\nHost: a\r"), None);
+        h.bytes += 24;
+        assert_eq!(h.feed(b"\n\r\nBODY"), Some(3));
+    }
+
+    #[test]
+    fn bare_newlines_end_a_head_too() {
+        let mut h = state();
+        assert_eq!(h.feed(b"GET / HTTP/1.1\nHost: a\n\nrest"), Some(24));
+    }
+
+    #[test]
+    fn leading_empty_line_is_not_an_end() {
+        let mut h = state();
+        assert_eq!(h.feed(b"\r\nGET / HTTP/1.1\r\n"), None);
+    }
+}

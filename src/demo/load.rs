@@ -1,0 +1,122 @@
+//! The demo's load generator: a few keep-alive clients sending requests as
+//! different users, tallying which pool answered, errors and latency.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Tallies for one pool (or for the proxy's own answers).
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Responses.
+    pub requests: AtomicU64,
+    /// 5xx responses and failed requests.
+    pub errors: AtomicU64,
+    /// Latencies (µs) since the last [`Tally::take_window`].
+    window: Mutex<Vec<u32>>,
+}
+
+/// Figures for one display interval.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    /// Responses in the interval.
+    pub requests: u64,
+    /// p99 latency in the interval.
+    pub p99: Duration,
+}
+
+impl Tally {
+    fn record(&self, latency: Duration, error: bool) {
+        self.requests.fetch_add(1, Relaxed);
+        if error {
+            self.errors.fetch_add(1, Relaxed);
+        }
+        if let Ok(mut w) = self.window.lock() {
+            w.push(latency.as_micros().min(u128::from(u32::MAX)) as u32);
+        }
+    }
+
+    /// Latency figures since the last call, resetting them.
+    pub fn take_window(&self) -> Window {
+        let mut samples = self.window.lock().map(|mut w| std::mem::take(&mut *w)).unwrap_or_default();
+        samples.sort_unstable();
+        let p99 = samples
+            .get((samples.len() * 99 / 100).min(samples.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0);
+        Window {
+            requests: samples.len() as u64,
+            p99: Duration::from_micros(u64::from(p99)),
+        }
+    }
+}
+
+/// What the load generator saw.
+#[derive(Debug, Default)]
+pub struct LoadStats {
+    /// Answered by the on-prem pool.
+    pub onprem: Tally,
+    /// Answered by the cloud pool.
+    pub cloud: Tally,
+    /// Answered by the proxy itself (no backend) or failed outright.
+    pub proxy: Tally,
+}
+
+/// Send requests to `proxy` from `workers` clients at about `rate` requests
+/// per second in all, until `stop` is set.
+pub async fn run(proxy: SocketAddr, workers: usize, rate: u32, stats: Arc<LoadStats>, stop: Arc<AtomicBool>) {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build_http();
+    let per_worker = Duration::from_secs_f64(workers as f64 / f64::from(rate.max(1)));
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let client = client.clone();
+        let stats = stats.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut user: u64 = 0x9e37_79b9 ^ (w as u64 * 0x85eb_ca6b);
+            let mut next = tokio::time::Instant::now();
+            while !stop.load(Relaxed) {
+                user ^= user << 13;
+                user ^= user >> 7;
+                user ^= user << 17;
+                let req = http::Request::get(format!("http://{proxy}/"))
+                    .header("host", "demo.local")
+                    .header("x-user-id", format!("user-{}", user % 600))
+                    .body(Empty::<Bytes>::new());
+                let Ok(req) = req else { continue };
+                let started = Instant::now();
+                match client.request(req).await {
+                    Ok(resp) => {
+                        let error = resp.status().is_server_error();
+                        let pool = resp
+                            .headers()
+                            .get("x-served-by")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
+                        let _ = resp.into_body().collect().await;
+                        let tally = match pool.as_str() {
+                            "onprem" => &stats.onprem,
+                            "cloud" => &stats.cloud,
+                            _ => &stats.proxy,
+                        };
+                        tally.record(started.elapsed(), error);
+                    }
+                    Err(_) => stats.proxy.record(started.elapsed(), true),
+                }
+                next += per_worker;
+                tokio::time::sleep_until(next).await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}

@@ -1,0 +1,190 @@
+//! Drawing the demo: a live panel on a terminal, plain lines otherwise.
+
+use super::load::{LoadStats, Tally, Window};
+use crate::clock::now_ms;
+use crate::control::Control;
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+/// One pool's row.
+#[derive(Debug, Clone)]
+pub struct PoolRow {
+    /// Pool name.
+    pub name: &'static str,
+    /// Requests per second in the last interval.
+    pub rate: f64,
+    /// Error ratio in the last interval.
+    pub error_rate: f64,
+    /// p99 latency in the last interval.
+    pub p99: Duration,
+    /// "2/2 healthy" and the like.
+    pub health: String,
+}
+
+/// What one frame shows.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Time since the start.
+    pub elapsed: Duration,
+    /// Total length.
+    pub total: Duration,
+    /// Share of the cloud pool in the route's split (0–1), as configured now.
+    pub cloud_share: f64,
+    /// The same after failover.
+    pub cloud_effective: f64,
+    /// Rows: onprem, cloud.
+    pub pools: Vec<PoolRow>,
+    /// Requests answered by the proxy itself in the interval.
+    pub proxy_rate: f64,
+    /// Recent events, oldest first.
+    pub events: Vec<String>,
+}
+
+/// Per-pool counters at the previous frame, to turn totals into rates.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Prev {
+    requests: [u64; 3],
+    errors: [u64; 3],
+}
+
+fn health_of(control: &Control, pool: &str) -> String {
+    let snap = control.snapshot();
+    let now = now_ms();
+    let Some(p) = snap.pools.iter().find(|p| &*p.name == pool) else {
+        return "-".into();
+    };
+    let up = p.backends.iter().filter(|b| b.state.available(now)).count();
+    let statuses: Vec<&str> = p
+        .backends
+        .iter()
+        .map(|b| b.state.status(now).as_str())
+        .filter(|s| *s != "healthy")
+        .collect();
+    if statuses.is_empty() {
+        format!("{up}/{} healthy", p.backends.len())
+    } else {
+        format!("{up}/{} healthy ({})", p.backends.len(), statuses.join(", "))
+    }
+}
+
+/// Gather a frame from the proxy's state and the load generator's tallies.
+pub fn gather(
+    control: &Control,
+    stats: &LoadStats,
+    prev: &mut Prev,
+    interval: Duration,
+    elapsed: Duration,
+    total: Duration,
+    events: &[String],
+) -> Frame {
+    let snap = control.snapshot();
+    let now = now_ms();
+    let (mut cloud_share, mut cloud_effective) = (0.0, 0.0);
+    if let Some(route) = snap.routes.first() {
+        let eff = route.effective_shares(&snap.pools, now);
+        for (i, slot) in route.slots.iter().enumerate() {
+            if &*snap.pools[slot.pool].name == "cloud" {
+                cloud_share = f64::from(route.buckets[i]) / f64::from(crate::split::BUCKETS);
+                cloud_effective = eff[i];
+            }
+        }
+    }
+    let secs = interval.as_secs_f64().max(0.001);
+    let tallies: [(&'static str, &Tally); 3] = [("onprem", &stats.onprem), ("cloud", &stats.cloud), ("proxy", &stats.proxy)];
+    let mut rows = Vec::new();
+    let mut proxy_rate = 0.0;
+    for (i, (name, t)) in tallies.iter().enumerate() {
+        let req = t.requests.load(Relaxed);
+        let err = t.errors.load(Relaxed);
+        let (dr, de) = (req - prev.requests[i], err - prev.errors[i]);
+        prev.requests[i] = req;
+        prev.errors[i] = err;
+        let Window { p99, .. } = t.take_window();
+        if *name == "proxy" {
+            proxy_rate = dr as f64 / secs;
+            continue;
+        }
+        rows.push(PoolRow {
+            name,
+            rate: dr as f64 / secs,
+            error_rate: if dr == 0 { 0.0 } else { de as f64 / dr as f64 },
+            p99,
+            health: health_of(control, name),
+        });
+    }
+    Frame {
+        elapsed,
+        total,
+        cloud_share,
+        cloud_effective,
+        pools: rows,
+        proxy_rate,
+        events: events.iter().rev().take(6).rev().cloned().collect(),
+    }
+}
+
+fn clock(d: Duration) -> String {
+    format!("{:02}:{:02}", d.as_secs() / 60, d.as_secs() % 60)
+}
+
+fn bar(cloud: f64, width: usize) -> String {
+    let filled = ((cloud.clamp(0.0, 1.0)) * width as f64).round() as usize;
+    format!("{}{}", "░".repeat(width - filled), "█".repeat(filled))
+}
+
+/// The panel drawn on a terminal.
+pub fn panel(f: &Frame) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "cutover demo  {} / {}   (Ctrl-C to stop)", clock(f.elapsed), clock(f.total));
+    let _ = writeln!(
+        s,
+        "split  onprem [{}] cloud   cloud {:5.1}% configured, {:5.1}% effective",
+        bar(f.cloud_effective, 40),
+        f.cloud_share * 100.0,
+        f.cloud_effective * 100.0
+    );
+    let _ = writeln!(s, "  {:<8} {:>8} {:>8} {:>9}   health", "pool", "req/s", "errors", "p99");
+    for p in &f.pools {
+        let _ = writeln!(
+            s,
+            "  {:<8} {:>8.0} {:>7.1}% {:>7.1}ms   {}",
+            p.name,
+            p.rate,
+            p.error_rate * 100.0,
+            p.p99.as_secs_f64() * 1000.0,
+            p.health
+        );
+    }
+    let _ = writeln!(s, "  {:<8} {:>8.0}   (answered by cutover itself)", "proxy", f.proxy_rate);
+    let _ = writeln!(s, "events:");
+    for e in &f.events {
+        let _ = writeln!(s, "  {e}");
+    }
+    for _ in f.events.len()..6 {
+        let _ = writeln!(s);
+    }
+    s
+}
+
+/// One plain line (no terminal).
+pub fn line(f: &Frame) -> String {
+    let mut s = format!(
+        "[{}] cloud share {:.1}% (effective {:.1}%)",
+        clock(f.elapsed),
+        f.cloud_share * 100.0,
+        f.cloud_effective * 100.0
+    );
+    for p in &f.pools {
+        let _ = write!(
+            s,
+            " | {} {:.0} req/s {:.1}% err p99 {:.1}ms {}",
+            p.name,
+            p.rate,
+            p.error_rate * 100.0,
+            p.p99.as_secs_f64() * 1000.0,
+            p.health
+        );
+    }
+    s
+}

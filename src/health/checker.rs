@@ -1,0 +1,177 @@
+//! The active health checker: one probe loop per checked backend.
+//!
+//! Loops are reconciled whenever a new snapshot is published: a backend that
+//! appears gets a loop whose first probe runs at once; one that disappears
+//! has its loop stopped. Each loop reads its settings from the current
+//! snapshot before every probe, so a reload that changes `interval` or
+//! `path` applies without restarting anything. Loops run concurrently, so a
+//! hanging backend never delays another's verdict.
+
+use super::Transition;
+use crate::clock::now_ms;
+use crate::config::{HealthCheck, Probe};
+use crate::control::Control;
+use pingora::server::ShutdownWatch;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+type Key = (Arc<str>, Arc<str>);
+
+/// Run the checker until `shutdown` turns true.
+pub async fn run(control: Arc<Control>, mut shutdown: ShutdownWatch) {
+    let mut loops: HashMap<Key, JoinHandle<()>> = HashMap::new();
+    let mut published = control.subscribe();
+    loop {
+        reconcile(&control, &mut loops);
+        tokio::select! {
+            changed = published.changed() => if changed.is_err() { break },
+            _ = shutdown.changed() => if *shutdown.borrow() { break },
+        }
+    }
+    for handle in loops.values() {
+        handle.abort();
+    }
+}
+
+fn reconcile(control: &Arc<Control>, loops: &mut HashMap<Key, JoinHandle<()>>) {
+    let snap = control.snapshot();
+    let mut wanted = HashSet::new();
+    for pool in snap.pools.iter().filter(|p| p.health.is_some()) {
+        for b in &pool.backends {
+            wanted.insert((pool.name.clone(), b.addr.clone()));
+        }
+    }
+    loops.retain(|key, handle| {
+        let keep = wanted.contains(key) && !handle.is_finished();
+        if !keep {
+            handle.abort();
+        }
+        keep
+    });
+    for key in wanted {
+        if !loops.contains_key(&key) {
+            let handle = tokio::spawn(probe_loop(control.clone(), key.clone()));
+            loops.insert(key, handle);
+        }
+    }
+}
+
+async fn probe_loop(control: Arc<Control>, (pool_name, addr): Key) {
+    loop {
+        let started = tokio::time::Instant::now();
+        let (check, socket, state) = {
+            let snap = control.snapshot();
+            let Some(pool) = snap.pools.iter().find(|p| p.name == pool_name) else {
+                return;
+            };
+            let Some(check) = pool.health.clone() else {
+                return;
+            };
+            let Some(b) = pool.backends.iter().find(|b| b.addr == addr) else {
+                return;
+            };
+            (check, b.socket, b.state.clone())
+        };
+        let result = probe(socket, &addr, &check).await;
+        let pass = result.is_ok();
+        let reason = result.err();
+        match state.record_check(pass, reason.clone(), check.rise, check.fall, now_ms()) {
+            Some(Transition::Up) => info!(pool = %pool_name, backend = %addr, "backend is healthy"),
+            Some(Transition::Down) => warn!(
+                pool = %pool_name,
+                backend = %addr,
+                reason = reason.as_deref().unwrap_or("?"),
+                "backend is unhealthy"
+            ),
+            Some(Transition::EjectionLifted) => {
+                info!(pool = %pool_name, backend = %addr, "passing checks ended the ejection")
+            }
+            None => {}
+        }
+        tokio::time::sleep_until(started + check.interval).await;
+    }
+}
+
+/// Probe one backend once: `Ok` on a pass, else the reason.
+pub async fn probe(socket: SocketAddr, host: &str, check: &HealthCheck) -> Result<(), String> {
+    match tokio::time::timeout(check.timeout, probe_inner(socket, host, &check.probe)).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("timed out after {}", humantime::format_duration(check.timeout))),
+    }
+}
+
+async fn probe_inner(socket: SocketAddr, host: &str, probe: &Probe) -> Result<(), String> {
+    let mut stream = TcpStream::connect(socket)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let Probe::Http { path, expect } = probe else {
+        return Ok(());
+    };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: cutover-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let status = read_status(&mut stream).await?;
+    if expect.passes(status) {
+        Ok(())
+    } else {
+        Err(format!("status {status}"))
+    }
+}
+
+/// Read just the status line of an HTTP/1 response.
+async fn read_status(stream: &mut TcpStream) -> Result<u16, String> {
+    let mut buf = [0u8; 256];
+    let mut len = 0;
+    loop {
+        let n = stream
+            .read(&mut buf[len..])
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("connection closed before a status line".into());
+        }
+        len += n;
+        if let Some(end) = buf[..len].iter().position(|b| *b == b'\n') {
+            return parse_status_line(&buf[..end]);
+        }
+        if len == buf.len() {
+            return Err("status line too long".into());
+        }
+    }
+}
+
+fn parse_status_line(line: &[u8]) -> Result<u16, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "status line is not text".to_string())?;
+    let mut parts = text.split_whitespace();
+    let version = parts.next().unwrap_or("");
+    let code = parts.next().unwrap_or("");
+    if !version.starts_with("HTTP/1.") {
+        return Err(format!("not an HTTP/1 response: {:?}", text.trim()));
+    }
+    code.parse::<u16>()
+        .ok()
+        .filter(|c| (100..600).contains(c))
+        .ok_or_else(|| format!("bad status line: {:?}", text.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_parse() {
+        assert_eq!(parse_status_line(b"HTTP/1.1 200 OK\r"), Ok(200));
+        assert_eq!(parse_status_line(b"HTTP/1.0 503 Service Unavailable"), Ok(503));
+        assert!(parse_status_line(b"SSH-2.0-OpenSSH").is_err());
+        assert!(parse_status_line(b"HTTP/1.1 abc").is_err());
+    }
+}

@@ -1,0 +1,443 @@
+//! Per-backend health state: active check verdicts (rise/fall), passive
+//! outlier ejection, drains, and counters.
+//!
+//! A [`BackendState`] is keyed by pool and address and outlives config
+//! reloads: a weight change or an unrelated edit does not reset it (Pingora's
+//! own backend identity includes the weight; we do not inherit that). The
+//! request path reads it with a few relaxed atomic loads
+//! ([`BackendState::available`]); the rarer writers (the checker, failures)
+//! use atomics too, and only the checker's streak counters sit behind a mutex
+//! no request ever takes. Time is passed in as milliseconds from
+//! [`crate::clock::now_ms`], so the logic is tested without clocks.
+
+pub mod checker;
+
+use crate::config::{Outlier, MAX_EJECTION};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Why an attempt on a backend failed, as counted in metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The connection was refused.
+    ConnectRefused,
+    /// The connection did not open within `connect_timeout`.
+    ConnectTimeout,
+    /// The connection was reset or closed before the response was complete.
+    Reset,
+    /// No data from the backend within `read_timeout`.
+    ReadTimeout,
+    /// The TLS handshake or certificate check failed.
+    Tls,
+    /// The backend answered 502, 503 or 504.
+    Status5xx,
+    /// Anything else (bad response framing, …).
+    Other,
+}
+
+impl FailureKind {
+    /// Every kind, in metric order.
+    pub const ALL: [FailureKind; 7] = [
+        FailureKind::ConnectRefused,
+        FailureKind::ConnectTimeout,
+        FailureKind::Reset,
+        FailureKind::ReadTimeout,
+        FailureKind::Tls,
+        FailureKind::Status5xx,
+        FailureKind::Other,
+    ];
+
+    /// The `kind` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::ConnectRefused => "connect_refused",
+            FailureKind::ConnectTimeout => "connect_timeout",
+            FailureKind::Reset => "reset",
+            FailureKind::ReadTimeout => "timeout",
+            FailureKind::Tls => "tls",
+            FailureKind::Status5xx => "http_5xx",
+            FailureKind::Other => "other",
+        }
+    }
+}
+
+/// What an operator sees for a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// In rotation.
+    Healthy,
+    /// Failing active checks (or not yet checked).
+    Unhealthy,
+    /// Taken out by passive checks for a while.
+    Ejected,
+    /// Taken out by an operator.
+    Draining,
+}
+
+impl Status {
+    /// Lowercase name, as in `/services`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Healthy => "healthy",
+            Status::Unhealthy => "unhealthy",
+            Status::Ejected => "ejected",
+            Status::Draining => "draining",
+        }
+    }
+}
+
+/// A change of a backend's active-check verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// It turned healthy.
+    Up,
+    /// It turned unhealthy.
+    Down,
+    /// A run of passes ended its outlier ejection early.
+    EjectionLifted,
+}
+
+/// The active checker's streaks. Only the checker task locks this.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    /// Whether any check has completed.
+    pub checked: bool,
+    /// Passes in a row.
+    pub passes: u32,
+    /// Failures in a row.
+    pub fails: u32,
+    /// Passes in a row since the last ejection began.
+    pub passes_since_ejection: u32,
+    /// The last failure's reason, for `/status`.
+    pub last_error: Option<String>,
+    /// When the last check finished.
+    pub last_check_ms: u64,
+}
+
+/// Counters kept per backend.
+#[derive(Debug, Default)]
+pub struct BackendStats {
+    /// Attempts sent to it.
+    pub attempts: AtomicU64,
+    /// Attempts in progress.
+    pub in_flight: AtomicI64,
+    /// Failures by [`FailureKind`] (indexed as [`FailureKind::ALL`]).
+    pub failures: [AtomicU64; 7],
+    /// Times it was ejected.
+    pub ejections_total: AtomicU64,
+}
+
+/// The live state of one backend of one pool.
+#[derive(Debug)]
+pub struct BackendState {
+    /// Pool name.
+    pub pool: Arc<str>,
+    /// `host:port` as configured.
+    pub addr: Arc<str>,
+    healthy: AtomicBool,
+    draining: AtomicBool,
+    /// Ejected until this `now_ms` (0: not ejected).
+    ejected_until: AtomicU64,
+    consecutive_failures: AtomicU32,
+    /// Ejections since the backend last behaved for a while; sets the doubling.
+    ejections: AtomicU32,
+    last_ejection_ms: AtomicU64,
+    tally: Mutex<Tally>,
+    /// Counters for metrics and `/status`.
+    pub stats: BackendStats,
+}
+
+impl BackendState {
+    /// A new backend. With active checks it starts unhealthy and gets traffic
+    /// after its first passing check; without, it is assumed healthy.
+    pub fn new(pool: &str, addr: &str, has_checks: bool) -> BackendState {
+        BackendState {
+            pool: pool.into(),
+            addr: addr.into(),
+            healthy: AtomicBool::new(!has_checks),
+            draining: AtomicBool::new(false),
+            ejected_until: AtomicU64::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            ejections: AtomicU32::new(0),
+            last_ejection_ms: AtomicU64::new(0),
+            tally: Mutex::new(Tally::default()),
+            stats: BackendStats::default(),
+        }
+    }
+
+    /// Whether new requests may go here.
+    #[inline]
+    pub fn available(&self, now_ms: u64) -> bool {
+        self.healthy.load(Relaxed)
+            && !self.draining.load(Relaxed)
+            && self.ejected_until.load(Relaxed) <= now_ms
+    }
+
+    /// The active-check verdict alone.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Relaxed)
+    }
+
+    /// Whether an ejection is in force at `now_ms`.
+    pub fn is_ejected(&self, now_ms: u64) -> bool {
+        self.ejected_until.load(Relaxed) > now_ms
+    }
+
+    /// Whether an operator drained it.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Relaxed)
+    }
+
+    /// Drain (stop new requests) or undrain.
+    pub fn set_draining(&self, on: bool) {
+        self.draining.store(on, Relaxed);
+    }
+
+    /// What an operator sees.
+    pub fn status(&self, now_ms: u64) -> Status {
+        if self.is_draining() {
+            Status::Draining
+        } else if !self.is_healthy() {
+            Status::Unhealthy
+        } else if self.is_ejected(now_ms) {
+            Status::Ejected
+        } else {
+            Status::Healthy
+        }
+    }
+
+    /// A copy of the checker's streaks.
+    pub fn tally(&self) -> Tally {
+        self.tally.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// The pool lost its active checks: assume healthy, as without checks.
+    pub fn assume_healthy(&self) {
+        self.healthy.store(true, Relaxed);
+    }
+
+    /// Record an active check result. The first pass of a never-checked
+    /// backend makes it healthy at once; after that `rise` passes or `fall`
+    /// failures in a row flip it.
+    pub fn record_check(
+        &self,
+        pass: bool,
+        reason: Option<String>,
+        rise: u32,
+        fall: u32,
+        now_ms: u64,
+    ) -> Option<Transition> {
+        let Ok(mut t) = self.tally.lock() else {
+            return None;
+        };
+        let first = !t.checked;
+        t.checked = true;
+        t.last_check_ms = now_ms;
+        let healthy = self.healthy.load(Relaxed);
+        if pass {
+            t.passes = t.passes.saturating_add(1);
+            t.fails = 0;
+            t.passes_since_ejection = t.passes_since_ejection.saturating_add(1);
+            t.last_error = None;
+            if !healthy && (first || t.passes >= rise) {
+                self.healthy.store(true, Relaxed);
+                self.ejected_until.store(0, Relaxed);
+                return Some(Transition::Up);
+            }
+            if self.is_ejected(now_ms) && t.passes_since_ejection >= rise {
+                self.ejected_until.store(0, Relaxed);
+                self.consecutive_failures.store(0, Relaxed);
+                return Some(Transition::EjectionLifted);
+            }
+            None
+        } else {
+            t.fails = t.fails.saturating_add(1);
+            t.passes = 0;
+            t.passes_since_ejection = 0;
+            t.last_error = reason;
+            if healthy && t.fails >= fall {
+                self.healthy.store(false, Relaxed);
+                return Some(Transition::Down);
+            }
+            None
+        }
+    }
+
+    /// A request succeeded here: the failure streak ends.
+    #[inline]
+    pub fn record_success(&self, now_ms: u64) {
+        if self.consecutive_failures.load(Relaxed) != 0 {
+            self.consecutive_failures.store(0, Relaxed);
+        }
+        // Forget past ejections once it has behaved for the longest ejection.
+        if self.ejections.load(Relaxed) != 0
+            && now_ms > self.last_ejection_ms.load(Relaxed) + MAX_EJECTION.as_millis() as u64
+        {
+            self.ejections.store(0, Relaxed);
+        }
+    }
+
+    /// A request failed here. Returns the ejection length if this failure
+    /// ejected the backend. `ejected_in_pool` and `pool_size` enforce that at
+    /// most half of a pool is ever ejected.
+    pub fn record_failure(
+        &self,
+        kind: FailureKind,
+        outlier: Option<&Outlier>,
+        ejected_in_pool: usize,
+        pool_size: usize,
+        now_ms: u64,
+    ) -> Option<Duration> {
+        self.stats.failures[kind as usize].fetch_add(1, Relaxed);
+        let outlier = outlier?;
+        let n = self.consecutive_failures.fetch_add(1, Relaxed) + 1;
+        if n < outlier.consecutive_failures || self.is_ejected(now_ms) {
+            return None;
+        }
+        if (ejected_in_pool + 1) * 2 > pool_size {
+            return None;
+        }
+        let repeats = self.ejections.fetch_add(1, Relaxed).min(16);
+        let length = outlier
+            .ejection
+            .saturating_mul(1u32 << repeats)
+            .min(MAX_EJECTION);
+        let until = now_ms + length.as_millis() as u64;
+        self.ejected_until.store(until, Relaxed);
+        self.last_ejection_ms.store(until, Relaxed);
+        self.consecutive_failures.store(0, Relaxed);
+        self.stats.ejections_total.fetch_add(1, Relaxed);
+        if let Ok(mut t) = self.tally.lock() {
+            t.passes_since_ejection = 0;
+        }
+        Some(length)
+    }
+
+    /// Failures of one kind so far.
+    pub fn failures(&self, kind: FailureKind) -> u64 {
+        self.stats.failures[kind as usize].load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outlier() -> Outlier {
+        Outlier {
+            consecutive_failures: 3,
+            ejection: Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn checked_backend_starts_down_and_first_pass_brings_it_up() {
+        let b = BackendState::new("p", "a:1", true);
+        assert!(!b.available(1));
+        assert_eq!(b.record_check(false, Some("refused".into()), 2, 3, 1), None);
+        assert!(!b.available(2));
+        assert_eq!(b.record_check(true, None, 2, 3, 3), Some(Transition::Up));
+        assert!(b.available(4));
+    }
+
+    #[test]
+    fn unchecked_backend_is_assumed_healthy() {
+        assert!(BackendState::new("p", "a:1", false).available(1));
+    }
+
+    #[test]
+    fn alternating_probes_never_flip_with_rise_2_fall_3() {
+        let b = BackendState::new("p", "a:1", true);
+        b.record_check(true, None, 2, 3, 1);
+        for i in 0..50 {
+            let t = b.record_check(i % 2 == 0, None, 2, 3, 2 + i);
+            assert_eq!(t, None, "flipped at probe {i}");
+            assert!(b.is_healthy());
+        }
+        // Down after 3 failures, up again only after 2 passes.
+        for _ in 0..2 {
+            assert_eq!(b.record_check(false, None, 2, 3, 100), None);
+        }
+        assert_eq!(b.record_check(false, None, 2, 3, 101), Some(Transition::Down));
+        assert_eq!(b.record_check(true, None, 2, 3, 102), None);
+        assert_eq!(b.record_check(false, None, 2, 3, 103), None);
+        assert_eq!(b.record_check(true, None, 2, 3, 104), None);
+        assert_eq!(b.record_check(true, None, 2, 3, 105), Some(Transition::Up));
+    }
+
+    #[test]
+    fn ejection_after_consecutive_failures_doubles_and_caps() {
+        let b = BackendState::new("p", "a:1", false);
+        let o = outlier();
+        let k = FailureKind::ConnectRefused;
+        assert_eq!(b.record_failure(k, Some(&o), 0, 4, 1), None);
+        assert_eq!(b.record_failure(k, Some(&o), 0, 4, 2), None);
+        assert_eq!(b.record_failure(k, Some(&o), 0, 4, 3), Some(Duration::from_secs(10)));
+        assert!(!b.available(4));
+        assert_eq!(b.status(4), Status::Ejected);
+        assert!(b.available(10_004));
+        for _ in 0..2 {
+            b.record_failure(k, Some(&o), 0, 4, 20_000);
+        }
+        assert_eq!(b.record_failure(k, Some(&o), 0, 4, 20_000), Some(Duration::from_secs(20)));
+        let mut now = 100_000;
+        let mut last = Duration::ZERO;
+        for _ in 0..10 {
+            for _ in 0..3 {
+                if let Some(d) = b.record_failure(k, Some(&o), 0, 4, now) {
+                    last = d;
+                }
+            }
+            now += 400_000;
+        }
+        assert_eq!(last, MAX_EJECTION);
+        assert_eq!(b.failures(k), 36);
+    }
+
+    #[test]
+    fn success_resets_the_streak() {
+        let b = BackendState::new("p", "a:1", false);
+        let o = outlier();
+        b.record_failure(FailureKind::Reset, Some(&o), 0, 4, 1);
+        b.record_failure(FailureKind::Reset, Some(&o), 0, 4, 1);
+        b.record_success(2);
+        assert_eq!(b.record_failure(FailureKind::Reset, Some(&o), 0, 4, 3), None);
+    }
+
+    #[test]
+    fn never_more_than_half_a_pool_is_ejected() {
+        let o = outlier();
+        let b = BackendState::new("p", "a:1", false);
+        for _ in 0..10 {
+            assert_eq!(b.record_failure(FailureKind::Reset, Some(&o), 1, 2, 1), None);
+        }
+        assert_eq!(b.record_failure(FailureKind::Reset, Some(&o), 0, 1, 1), None);
+        assert!(b.available(2));
+        assert!(b.record_failure(FailureKind::Reset, Some(&o), 0, 2, 1).is_some());
+    }
+
+    #[test]
+    fn passes_lift_an_ejection_after_rise() {
+        let b = BackendState::new("p", "a:1", true);
+        b.record_check(true, None, 2, 3, 1);
+        let o = outlier();
+        for _ in 0..3 {
+            b.record_failure(FailureKind::Status5xx, Some(&o), 0, 4, 10);
+        }
+        assert!(b.is_ejected(11));
+        assert_eq!(b.record_check(true, None, 2, 3, 12), None);
+        assert_eq!(b.record_check(true, None, 2, 3, 13), Some(Transition::EjectionLifted));
+        assert!(b.available(14));
+    }
+
+    #[test]
+    fn drained_backend_takes_no_traffic() {
+        let b = BackendState::new("p", "a:1", false);
+        b.set_draining(true);
+        assert!(!b.available(1));
+        assert_eq!(b.status(1), Status::Draining);
+        b.set_draining(false);
+        assert!(b.available(1));
+    }
+}

@@ -1,0 +1,27 @@
+//! cutover: a Layer-7 load balancer that moves live traffic from old backends
+//! to new ones step by step, watches the new pool, and rolls back on its own.
+//!
+//! Module map:
+//! - [`config`]: the config file, parsed and validated into [`config::Config`].
+//! - [`split`], [`route`]: the pure core — split arithmetic and request matching.
+//! - [`health`]: backend health state (rise/fall, ejection) and the checker.
+//! - [`snapshot`], [`control`]: the immutable per-request snapshot and the
+//!   control plane that publishes it.
+//! - [`proxy`]: the Pingora request path.
+//! - [`conn`]: request-head limits on client connections.
+//! - [`app`]: wiring it all into a Pingora server; signals and shutdown.
+//! - [`tls`]: loading and checking certificates and keys.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod conn;
+pub mod control;
+pub mod demo;
+pub mod health;
+pub mod proxy;
+pub mod route;
+pub mod snapshot;
+pub mod split;
+pub mod tls;

@@ -1,0 +1,80 @@
+//! The per-request context carried through Pingora's phases.
+
+use super::select::Tried;
+use crate::control::InFlight;
+use crate::health::FailureKind;
+use crate::snapshot::Snapshot;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Per-request state.
+pub struct Ctx {
+    /// The one snapshot this request works from.
+    pub snap: Option<Arc<Snapshot>>,
+    /// Index of the matched route.
+    pub route: Option<usize>,
+    /// The pool the split chose.
+    pub pool: Option<usize>,
+    /// The backend of the attempt in progress: (pool, backend).
+    pub current: Option<(usize, usize)>,
+    /// The pool that served (or last tried) the request.
+    pub served_pool: Option<usize>,
+    /// Backends tried so far.
+    pub tried: Tried,
+    /// When the request head was read.
+    pub started: Instant,
+    /// When the current attempt began.
+    pub attempt_started: Option<Instant>,
+    /// Time from the last attempt's start to its response header.
+    pub upstream_ms: Option<u64>,
+    /// The backend's response header arrived (no retry past this point).
+    pub response_started: bool,
+    /// The last attempt's failure, if any.
+    pub last_failure: Option<FailureKind>,
+    /// Status the proxy itself answered with (404, 502, …), if it did.
+    pub proxy_status: Option<u16>,
+    /// Counts the request as in flight until dropped.
+    pub _in_flight: Option<InFlight>,
+}
+
+impl Ctx {
+    /// A fresh context.
+    pub fn new(in_flight: Option<InFlight>) -> Ctx {
+        Ctx {
+            snap: None,
+            route: None,
+            pool: None,
+            current: None,
+            served_pool: None,
+            tried: Tried::default(),
+            started: Instant::now(),
+            attempt_started: None,
+            upstream_ms: None,
+            response_started: false,
+            last_failure: None,
+            proxy_status: None,
+            _in_flight: in_flight,
+        }
+    }
+
+    /// Number of attempts made.
+    pub fn attempts(&self) -> usize {
+        self.tried.len()
+    }
+
+    /// The current attempt is over: release its in-flight slot.
+    pub fn end_attempt(&mut self) {
+        if let (Some((p, b)), Some(snap)) = (self.current.take(), self.snap.as_ref()) {
+            if let Some(backend) = snap.pools.get(p).and_then(|pool| pool.backends.get(b)) {
+                backend.state.stats.in_flight.fetch_sub(1, Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        self.end_attempt();
+    }
+}

@@ -1,0 +1,275 @@
+//! The request path: cutover's `ProxyHttp` implementation.
+//!
+//! Per request: one snapshot load, a route match, a bucket (sticky key or
+//! the route's sequence counter), a pool, then a backend per attempt. Retries
+//! follow SPEC §4.4: connect failures go to another backend (possibly another
+//! pool); idempotent requests are also retried when the connection dies before
+//! any response byte; nothing is retried once the backend's response began,
+//! and non-idempotent requests never once their body may have been sent.
+//! Passive failures feed outlier ejection.
+
+pub mod ctx;
+mod errors;
+pub mod headers;
+pub mod peer;
+pub mod select;
+mod sticky;
+
+use crate::clock::now_ms;
+use crate::control::Control;
+use crate::health::FailureKind;
+use crate::route::RequestView;
+use crate::split;
+use async_trait::async_trait;
+use ctx::Ctx;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tracing::warn;
+
+pub use errors::{body_for, classify};
+
+/// The proxy application.
+pub struct CutoverProxy {
+    control: Arc<Control>,
+}
+
+impl CutoverProxy {
+    /// A proxy serving from `control`'s snapshots.
+    pub fn new(control: Arc<Control>) -> CutoverProxy {
+        CutoverProxy { control }
+    }
+
+    /// Count a failed attempt against its backend; eject it if it is an outlier.
+    fn record_failure(&self, ctx: &mut Ctx, kind: FailureKind) {
+        ctx.last_failure = Some(kind);
+        let (Some(snap), Some((p, b))) = (ctx.snap.as_ref(), ctx.current) else {
+            return;
+        };
+        let pool = &snap.pools[p];
+        let backend = &pool.backends[b];
+        let now = now_ms();
+        if let Some(length) = backend.state.record_failure(
+            kind,
+            pool.outlier.as_ref(),
+            pool.ejected(now),
+            pool.backends.len(),
+            now,
+        ) {
+            warn!(
+                pool = %pool.name,
+                backend = %backend.addr,
+                kind = kind.as_str(),
+                "backend ejected for {}",
+                humantime::format_duration(length)
+            );
+        }
+    }
+
+    fn retries_allowed(ctx: &Ctx) -> bool {
+        let retries = ctx.snap.as_ref().map_or(0, |s| s.config.proxy.retries);
+        ctx.attempts() <= retries
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for CutoverProxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::new(Some(self.control.begin_request()))
+    }
+
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {
+        // No compression or other modules: nothing to set up per request.
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<()> {
+        let snap = self.control.snapshot();
+        crate::conn::mark_in_request(session);
+        let idle = snap.config.proxy.idle_timeout.as_secs().max(1);
+        session.set_keepalive(Some(idle));
+        ctx.snap = Some(snap);
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        let Some(snap) = ctx.snap.clone() else {
+            return Ok(false);
+        };
+        let req = session.req_header();
+        let view = RequestView {
+            method: &req.method,
+            host: headers::request_host(req),
+            path: req.uri.path(),
+            headers: &req.headers,
+        };
+        let Some(ri) = snap.routes.iter().position(|r| r.matcher.matches(&view)) else {
+            ctx.proxy_status = Some(404);
+            errors::respond_plain(session, 404, false).await?;
+            return Ok(true);
+        };
+        let route = &snap.routes[ri];
+        let now = now_ms();
+        let forced = route.override_header.as_ref().and_then(|h| {
+            let name = req.headers.get(h)?.to_str().ok()?.trim();
+            route
+                .slots
+                .iter()
+                .map(|s| s.pool)
+                .find(|p| &*snap.pools[*p].name == name)
+        });
+        let bucket = route
+            .sticky
+            .as_ref()
+            .and_then(|s| sticky::key_bucket(s, req, session.client_addr()))
+            .unwrap_or_else(|| split::sequence_bucket(route.seq.fetch_add(1, Relaxed)));
+        let pool = select::choose_pool(route, &snap.pools, bucket, forced, now);
+        ctx.route = Some(ri);
+        ctx.pool = Some(pool);
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Box<HttpPeer>> {
+        ctx.end_attempt();
+        let (Some(snap), Some(ri), Some(pool)) = (ctx.snap.clone(), ctx.route, ctx.pool) else {
+            return Error::e_explain(ErrorType::InternalError, "no route chosen");
+        };
+        let route = &snap.routes[ri];
+        let Some((p, b)) = select::next_backend(&snap, route, pool, &ctx.tried, now_ms()) else {
+            return Error::e_explain(
+                ErrorType::HTTPStatus(502),
+                "every backend of the route was tried",
+            );
+        };
+        ctx.tried.push(p, b);
+        ctx.current = Some((p, b));
+        ctx.served_pool = Some(p);
+        ctx.attempt_started = Some(std::time::Instant::now());
+        ctx.response_started = false;
+        let backend = &snap.pools[p].backends[b];
+        backend.state.stats.attempts.fetch_add(1, Relaxed);
+        backend.state.stats.in_flight.fetch_add(1, Relaxed);
+        Ok(Box::new(backend.peer.clone()))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        _ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let tls = session
+            .digest()
+            .is_some_and(|d| d.ssl_digest.is_some());
+        headers::add_forwarded(upstream_request, client_ip, tls)
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        if upstream_response.status.is_informational() && upstream_response.status != 101 {
+            return Ok(());
+        }
+        ctx.response_started = true;
+        ctx.upstream_ms = ctx
+            .attempt_started
+            .map(|t| t.elapsed().as_millis() as u64);
+        headers::strip_hop_by_hop(upstream_response);
+        match upstream_response.status.as_u16() {
+            502..=504 => self.record_failure(ctx, FailureKind::Status5xx),
+            _ => {
+                if let (Some(snap), Some((p, b))) = (ctx.snap.as_ref(), ctx.current) {
+                    snap.pools[p].backends[b].state.record_success(now_ms());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        let (Some(snap), Some(ri), Some(p)) = (ctx.snap.as_ref(), ctx.route, ctx.served_pool) else {
+            return Ok(());
+        };
+        if snap.routes[ri].override_header.is_some() {
+            headers::tag_pool(upstream_response, &snap.pools[p].name)?;
+        }
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let kind = classify(&e);
+        self.record_failure(ctx, kind);
+        // Nothing reached the backend: any request may go elsewhere.
+        e.set_retry(Self::retries_allowed(ctx));
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        _client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("backend {peer}"));
+        let kind = classify(&e);
+        if e.esource() == &pingora::ErrorSource::Upstream {
+            self.record_failure(ctx, kind);
+        }
+        let idempotent = session.req_header().method.is_idempotent();
+        let body_intact = !session.as_ref().retry_buffer_truncated();
+        let dead_before_response = !ctx.response_started
+            && session.response_written().is_none()
+            && matches!(kind, FailureKind::Reset)
+            && e.esource() == &pingora::ErrorSource::Upstream;
+        // Whether the connection was pooled or fresh, an idempotent request
+        // whose connection died before any response byte is safe to resend.
+        let retry =
+            idempotent && body_intact && dead_before_response && Self::retries_allowed(ctx);
+        e.set_retry(retry);
+        e
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let code = errors::status_for(e);
+        if code > 0 && session.response_written().is_none() {
+            ctx.proxy_status = Some(code);
+            if let Err(err) = errors::respond_plain(session, code, true).await {
+                tracing::debug!("could not send {code} to the client: {err}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        ctx.end_attempt();
+        crate::conn::mark_await_head(session);
+    }
+}

@@ -1,0 +1,50 @@
+//! Upstream peers: the Pingora `HttpPeer` for each backend, built once per
+//! snapshot with every timeout set (Pingora's defaults have none) and cloned
+//! per attempt.
+
+use crate::config::{PoolConfig, ProxySettings};
+use crate::snapshot::BuildError;
+use pingora::protocols::ALPN;
+use pingora::upstreams::peer::HttpPeer;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How long an idle upstream keep-alive connection is kept for reuse.
+pub const UPSTREAM_IDLE: Duration = Duration::from_secs(30);
+
+/// The peer for backend `addr` of `pool`.
+pub fn build_peer(
+    settings: &ProxySettings,
+    pool: &PoolConfig,
+    addr: &str,
+    socket: SocketAddr,
+) -> Result<HttpPeer, BuildError> {
+    let (tls, sni) = match &pool.tls {
+        Some(t) => {
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            (true, t.sni.clone().unwrap_or_else(|| host.to_string()))
+        }
+        None => (false, String::new()),
+    };
+    let mut peer = HttpPeer::new(socket, tls, sni);
+    let o = &mut peer.options;
+    o.connection_timeout = Some(settings.connect_timeout);
+    // The TLS handshake counts against the same budget as the TCP connect.
+    o.total_connection_timeout = Some(settings.connect_timeout);
+    o.read_timeout = Some(settings.read_timeout);
+    o.write_timeout = Some(settings.read_timeout);
+    o.idle_timeout = Some(UPSTREAM_IDLE);
+    if let Some(t) = &pool.tls {
+        o.verify_cert = t.verify;
+        o.verify_hostname = t.verify;
+        o.alpn = if t.http2 { ALPN::H2H1 } else { ALPN::H1 };
+        if let Some(ca) = &t.ca {
+            o.ca = Some(crate::tls::upstream_ca(ca).map_err(|e| BuildError::Tls {
+                pool: pool.name.clone(),
+                reason: e.to_string(),
+            })?);
+        }
+    }
+    Ok(peer)
+}

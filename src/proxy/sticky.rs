@@ -1,0 +1,56 @@
+//! The sticky key of a request: a header, a cookie or the client's IP,
+//! hashed to a bucket (see [`crate::split::sticky_bucket`]).
+
+use crate::config::Sticky;
+use crate::split::sticky_bucket;
+use http::header::COOKIE;
+use pingora::http::RequestHeader;
+use pingora::protocols::l4::socket::SocketAddr;
+
+/// The bucket of the request's sticky key, or `None` when it has no key.
+pub fn key_bucket(sticky: &Sticky, req: &RequestHeader, client: Option<&SocketAddr>) -> Option<u32> {
+    match sticky {
+        Sticky::Header(name) => {
+            let v = req.headers.get(name)?.as_bytes();
+            (!v.is_empty()).then(|| sticky_bucket(v))
+        }
+        Sticky::Cookie(name) => req
+            .headers
+            .get_all(COOKIE)
+            .iter()
+            .find_map(|h| cookie_value(h.as_bytes(), name.as_bytes()))
+            .map(sticky_bucket),
+        Sticky::SourceIp => {
+            let ip = client?.as_inet()?.ip();
+            Some(match ip {
+                std::net::IpAddr::V4(v4) => sticky_bucket(&v4.octets()),
+                std::net::IpAddr::V6(v6) => sticky_bucket(&v6.octets()),
+            })
+        }
+    }
+}
+
+/// The value of cookie `name` in a `Cookie` header, if present and non-empty.
+pub fn cookie_value<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    header.split(|b| *b == b';').find_map(|pair| {
+        let pair = pair.trim_ascii();
+        let eq = pair.iter().position(|b| *b == b'=')?;
+        let (k, v) = (pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii());
+        let v = v.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(v);
+        (k == name && !v.is_empty()).then_some(v)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let h = b"a=1; session=abc; other=\"q\"";
+        assert_eq!(cookie_value(h, b"session"), Some(&b"abc"[..]));
+        assert_eq!(cookie_value(h, b"other"), Some(&b"q"[..]));
+        assert_eq!(cookie_value(h, b"sess"), None);
+        assert_eq!(cookie_value(b"session=", b"session"), None);
+    }
+}

@@ -1,0 +1,310 @@
+//! The immutable snapshot each request works from.
+//!
+//! A [`Snapshot`] is everything the request path needs — routes with their
+//! split in buckets, pools with their backends and ready-made upstream peers,
+//! limits — built in one go from a validated config plus the runtime decisions
+//! of the control plane (current shares). It is published through an
+//! `ArcSwap`; a request loads it once and keeps that `Arc`, so it never sees
+//! half of a reload. Live state that changes per request or per probe
+//! (backend health, counters, the per-route sequence counters) sits behind
+//! `Arc`s shared across snapshots, keyed by what it describes, in the
+//! [`Registry`].
+
+use crate::config::{Config, HealthCheck, Outlier, PoolConfig, RouteMatch, Sticky};
+use crate::health::BackendState;
+use crate::split;
+use http::HeaderName;
+use pingora::upstreams::peer::HttpPeer;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+/// Everything a request needs, frozen.
+pub struct Snapshot {
+    /// The config this snapshot was built from.
+    pub config: Arc<Config>,
+    /// Increases with every published snapshot.
+    pub generation: u64,
+    /// Routes in match order.
+    pub routes: Vec<RouteRt>,
+    /// Pools, indexed like `config.pools`.
+    pub pools: Vec<PoolRt>,
+}
+
+/// A route, ready to split requests.
+pub struct RouteRt {
+    /// Route name.
+    pub name: Arc<str>,
+    /// Which requests it takes.
+    pub matcher: RouteMatch,
+    /// Pools in bucket order (shift target first); failover pools last.
+    pub slots: Vec<RouteSlot>,
+    /// Bucket counts per slot (0 for failover slots); they add up to
+    /// [`split::BUCKETS`].
+    pub buckets: Vec<u32>,
+    /// How users are pinned.
+    pub sticky: Option<Sticky>,
+    /// A header naming the pool to use.
+    pub override_header: Option<HeaderName>,
+    /// Sequence counter for non-sticky requests; shared across snapshots so
+    /// the split stays exact over reloads.
+    pub seq: Arc<AtomicU64>,
+}
+
+/// One pool of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSlot {
+    /// Index into [`Snapshot::pools`].
+    pub pool: usize,
+    /// Only used when every split pool is down.
+    pub failover: bool,
+}
+
+/// A pool, ready to pick backends.
+pub struct PoolRt {
+    /// Pool name.
+    pub name: Arc<str>,
+    /// Backends in config order.
+    pub backends: Vec<BackendRt>,
+    /// Their weights, for [`split::pick_weighted`].
+    pub weights: Vec<u32>,
+    /// Weighted round-robin counter, shared across snapshots.
+    pub seq: Arc<AtomicU64>,
+    /// Passive ejection settings.
+    pub outlier: Option<Outlier>,
+    /// Active checks.
+    pub health: Option<HealthCheck>,
+}
+
+/// A backend with its live state and a ready upstream peer.
+pub struct BackendRt {
+    /// `host:port` as configured.
+    pub addr: Arc<str>,
+    /// Its resolved address.
+    pub socket: SocketAddr,
+    /// Weight inside the pool.
+    pub weight: u32,
+    /// Live state, shared across snapshots.
+    pub state: Arc<BackendState>,
+    /// The peer a request is sent to (cloned per attempt).
+    pub peer: HttpPeer,
+}
+
+impl PoolRt {
+    /// Whether any backend with weight can take a request now.
+    #[inline]
+    pub fn available(&self, now_ms: u64) -> bool {
+        self.backends
+            .iter()
+            .any(|b| b.weight > 0 && b.state.available(now_ms))
+    }
+
+    /// How many of its backends are ejected right now.
+    pub fn ejected(&self, now_ms: u64) -> usize {
+        self.backends
+            .iter()
+            .filter(|b| b.state.is_ejected(now_ms))
+            .count()
+    }
+}
+
+impl RouteRt {
+    /// The effective share of each slot at `now_ms` after failover, in
+    /// `0..=1`, the way requests are split right now.
+    pub fn effective_shares(&self, pools: &[PoolRt], now_ms: u64) -> Vec<f64> {
+        let avail: Vec<bool> = self
+            .slots
+            .iter()
+            .map(|s| pools[s.pool].available(now_ms))
+            .collect();
+        let total: u64 = self
+            .buckets
+            .iter()
+            .zip(&avail)
+            .filter(|(_, a)| **a)
+            .map(|(b, _)| u64::from(*b))
+            .sum();
+        if total > 0 {
+            return self
+                .buckets
+                .iter()
+                .zip(&avail)
+                .map(|(b, a)| if *a { *b as f64 / total as f64 } else { 0.0 })
+                .collect();
+        }
+        // Every split pool is down: the first available failover pool takes
+        // all; with none, the proxy fails open along the configured split.
+        if let Some(i) = self.slots.iter().zip(&avail).position(|(s, a)| s.failover && *a) {
+            return (0..self.slots.len()).map(|j| if j == i { 1.0 } else { 0.0 }).collect();
+        }
+        self.buckets
+            .iter()
+            .map(|b| f64::from(*b) / f64::from(split::BUCKETS))
+            .collect()
+    }
+}
+
+/// Why a snapshot could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A backend name did not resolve.
+    #[error("pool {pool}: backend {addr} does not resolve: {reason}")]
+    Resolve {
+        /// Pool name.
+        pool: String,
+        /// Backend address.
+        addr: String,
+        /// What the resolver said.
+        reason: String,
+    },
+    /// A TLS file for an upstream pool could not be loaded.
+    #[error("pool {pool}: {reason}")]
+    Tls {
+        /// Pool name.
+        pool: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Live state that outlives snapshots, keyed by what it describes.
+#[derive(Default)]
+pub struct Registry {
+    backends: Mutex<HashMap<(String, String), Arc<BackendState>>>,
+    route_seq: Mutex<HashMap<String, Arc<AtomicU64>>>,
+    pool_seq: Mutex<HashMap<String, Arc<AtomicU64>>>,
+}
+
+impl Registry {
+    /// The state of backend `addr` in `pool`, created on first sight.
+    pub fn backend(&self, pool: &PoolConfig, addr: &str) -> Arc<BackendState> {
+        let mut map = self.backends.lock().unwrap_or_else(|p| p.into_inner());
+        let state = map
+            .entry((pool.name.clone(), addr.to_string()))
+            .or_insert_with(|| Arc::new(BackendState::new(&pool.name, addr, pool.health.is_some())))
+            .clone();
+        if pool.health.is_none() {
+            state.assume_healthy();
+        }
+        state
+    }
+
+    fn seq(map: &Mutex<HashMap<String, Arc<AtomicU64>>>, name: &str) -> Arc<AtomicU64> {
+        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Forget state of backends, routes and pools `config` no longer has.
+    pub fn prune(&self, config: &Config) {
+        let mut keep = std::collections::HashSet::new();
+        for p in &config.pools {
+            for b in &p.backends {
+                keep.insert((p.name.clone(), b.addr.clone()));
+            }
+        }
+        self.backends
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, _| keep.contains(k));
+        self.route_seq
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, _| config.routes.iter().any(|r| &r.name == k));
+        self.pool_seq
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, _| config.pools.iter().any(|p| &p.name == k));
+    }
+}
+
+/// Inputs to [`build`] besides the config.
+pub struct BuildInputs<'a> {
+    /// Resolved backend addresses, by `host:port`.
+    pub resolved: &'a HashMap<String, SocketAddr>,
+    /// Per route (by index), the weight of each split entry (same order as
+    /// `config.routes[i].split`), as decided by the control plane.
+    pub weights: &'a [Vec<f64>],
+    /// The upstream peers of each pool, built by `proxy::peer`.
+    pub peers: &'a dyn Fn(&PoolConfig, &str, SocketAddr) -> Result<HttpPeer, BuildError>,
+    /// Snapshot generation.
+    pub generation: u64,
+}
+
+/// Build a snapshot.
+pub fn build(
+    config: Arc<Config>,
+    inputs: &BuildInputs<'_>,
+    registry: &Registry,
+) -> Result<Snapshot, BuildError> {
+    let mut pools = Vec::with_capacity(config.pools.len());
+    for pool in &config.pools {
+        let mut backends = Vec::with_capacity(pool.backends.len());
+        for b in &pool.backends {
+            let socket = *inputs.resolved.get(&b.addr).ok_or_else(|| BuildError::Resolve {
+                pool: pool.name.clone(),
+                addr: b.addr.clone(),
+                reason: "not resolved".into(),
+            })?;
+            backends.push(BackendRt {
+                addr: b.addr.as_str().into(),
+                socket,
+                weight: b.weight,
+                state: registry.backend(pool, &b.addr),
+                peer: (inputs.peers)(pool, &b.addr, socket)?,
+            });
+        }
+        pools.push(PoolRt {
+            name: pool.name.as_str().into(),
+            weights: pool.backends.iter().map(|b| b.weight).collect(),
+            backends,
+            seq: Registry::seq(&registry.pool_seq, &pool.name),
+            outlier: pool.outlier,
+            health: pool.health.clone(),
+        });
+    }
+    let mut routes = Vec::with_capacity(config.routes.len());
+    for (i, r) in config.routes.iter().enumerate() {
+        let weights = inputs.weights.get(i);
+        // Bucket order: the shift target first, so that raising its share
+        // only ever moves sticky users towards it.
+        let mut order: Vec<usize> = (0..r.split.len()).collect();
+        if let Some(shift) = &r.shift {
+            order.sort_by_key(|j| r.split[*j].pool != shift.to);
+        }
+        let w: Vec<f64> = order
+            .iter()
+            .map(|j| weights.and_then(|w| w.get(*j)).copied().unwrap_or(r.split[*j].weight))
+            .collect();
+        let mut buckets = split::to_buckets(&w);
+        let mut slots: Vec<RouteSlot> = order
+            .iter()
+            .map(|j| RouteSlot {
+                pool: r.split[*j].pool,
+                failover: false,
+            })
+            .collect();
+        for p in &r.failover {
+            slots.push(RouteSlot {
+                pool: *p,
+                failover: true,
+            });
+            buckets.push(0);
+        }
+        routes.push(RouteRt {
+            name: r.name.as_str().into(),
+            matcher: r.matcher.clone(),
+            slots,
+            buckets,
+            sticky: r.sticky.clone(),
+            override_header: r.override_header.clone(),
+            seq: Registry::seq(&registry.route_seq, &r.name),
+        });
+    }
+    Ok(Snapshot {
+        config,
+        generation: inputs.generation,
+        routes,
+        pools,
+    })
+}
