@@ -76,7 +76,13 @@ pub fn main(cli: Cli) -> i32 {
             upgrade_sock,
         } => {
             init_logging();
-            run(&config, AppOptions { upgrade, upgrade_sock })
+            run(
+                &config,
+                AppOptions {
+                    upgrade,
+                    upgrade_sock,
+                },
+            )
         }
         Command::Demo { duration, plain } => crate::demo::run(duration, plain),
     }

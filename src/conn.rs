@@ -18,10 +18,10 @@
 
 use async_trait::async_trait;
 use pingora::protocols::raw_connect::ProxyDigest;
-use pingora::protocols::{GetProxyDigest, GetSocketDigest, GetTimingDigest};
-use pingora::protocols::{SocketDigest, TimingDigest};
 use pingora::protocols::tls::SslDigest;
+use pingora::protocols::{GetProxyDigest, GetSocketDigest, GetTimingDigest};
 use pingora::protocols::{Peek, Shutdown, Ssl, Stream, UniqueID, UniqueIDType, ALPN};
+use pingora::protocols::{SocketDigest, TimingDigest};
 use pingora::proxy::Session;
 use std::future::Future;
 use std::io;
@@ -37,6 +37,7 @@ const AWAIT_HEAD: u8 = 0;
 const IN_REQUEST: u8 = 1;
 const OFF: u8 = 2;
 
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const H2_PREFACE_START: &[u8] = b"PRI * HTTP/2.0";
 
 const RESPONSE_431: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 36\r\nconnection: close\r\n\r\n431 Request Header Fields Too Large\n";
@@ -93,6 +94,10 @@ pub struct GuardedStream {
     head: Option<HeadState>,
     sleep: Option<Pin<Box<Sleep>>>,
     reject: Option<Reject>,
+    /// Bytes read by [`Peek::try_peek`], handed out again by the next reads.
+    peeked: [u8; 24],
+    peeked_len: u8,
+    peeked_pos: u8,
 }
 
 impl GuardedStream {
@@ -106,7 +111,14 @@ impl GuardedStream {
             head: None,
             sleep: None,
             reject: None,
+            peeked: [0; 24],
+            peeked_len: 0,
+            peeked_pos: 0,
         }
+    }
+
+    fn unread_peeked(&self) -> &[u8] {
+        &self.peeked[self.peeked_pos as usize..self.peeked_len as usize]
     }
 
     fn set_phase(&self, phase: u8) {
@@ -168,6 +180,29 @@ impl AsyncRead for GuardedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.reject.is_some() {
+            return this.poll_reject(cx);
+        }
+        let replay = this.unread_peeked();
+        if !replay.is_empty() {
+            // Already counted against the head limits when first read.
+            let n = replay.len().min(buf.remaining());
+            buf.put_slice(&replay[..n]);
+            this.peeked_pos += n as u8;
+            return Poll::Ready(Ok(()));
+        }
+        this.poll_guarded(cx, buf)
+    }
+}
+
+impl GuardedStream {
+    /// A read from the connection with the head limits applied.
+    fn poll_guarded(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self;
         if this.reject.is_some() {
             return this.poll_reject(cx);
         }
@@ -240,7 +275,11 @@ impl AsyncRead for GuardedStream {
 }
 
 impl AsyncWrite for GuardedStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
@@ -326,10 +365,48 @@ impl GetSocketDigest for GuardedStream {
     }
 }
 
+/// Pingora peeks for the HTTP/2 preface by waiting for 24 bytes with no
+/// timeout at all. Here the peek reads through the guard (so the head limits
+/// apply) and stops as soon as the bytes cannot be the preface.
 #[async_trait]
 impl Peek for GuardedStream {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.inner.try_peek(buf).await
+        let want = buf.len().min(self.peeked.len());
+        loop {
+            let have = self.unread_peeked();
+            let impossible = !H2_PREFACE.starts_with(have);
+            if have.len() >= want || impossible {
+                let n = have.len().min(buf.len());
+                buf[..n].copy_from_slice(&have[..n]);
+                buf[n..].fill(0);
+                if have.len() >= H2_PREFACE.len() && have == H2_PREFACE {
+                    self.phase.store(OFF, Relaxed);
+                    self.head = None;
+                }
+                return Ok(true);
+            }
+            // Compact, then read more into the tail of the peek buffer.
+            let (pos, len) = (self.peeked_pos as usize, self.peeked_len as usize);
+            self.peeked.copy_within(pos..len, 0);
+            self.peeked_len = (len - pos) as u8;
+            self.peeked_pos = 0;
+            let start = self.peeked_len as usize;
+            let mut tmp = [0u8; 24];
+            let n = std::future::poll_fn(|cx| {
+                let mut rb = ReadBuf::new(&mut tmp[..want - start]);
+                ready!(self.poll_guarded(cx, &mut rb))?;
+                Poll::Ready(Ok::<usize, io::Error>(rb.filled().len()))
+            })
+            .await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed before a request",
+                ));
+            }
+            self.peeked[start..start + n].copy_from_slice(&tmp[..n]);
+            self.peeked_len += n as u8;
+        }
     }
 }
 

@@ -72,7 +72,12 @@ mod tests {
     use super::*;
     use http::{HeaderName, HeaderValue};
 
-    fn view<'a>(m: &'a Method, host: Option<&'a str>, path: &'a str, h: &'a HeaderMap) -> RequestView<'a> {
+    fn view<'a>(
+        m: &'a Method,
+        host: Option<&'a str>,
+        path: &'a str,
+        h: &'a HeaderMap,
+    ) -> RequestView<'a> {
         RequestView {
             method: m,
             host,
@@ -96,7 +101,10 @@ mod tests {
             host: Some(HostPattern::Exact("api.example.com".into())),
             path_prefix: Some("/v1/".into()),
             methods: vec![Method::GET],
-            headers: vec![(HeaderName::from_static("x-beta"), HeaderValue::from_static("1"))],
+            headers: vec![(
+                HeaderName::from_static("x-beta"),
+                HeaderValue::from_static("1"),
+            )],
         };
         let mut h = HeaderMap::new();
         h.insert("x-beta", HeaderValue::from_static("1"));

@@ -135,8 +135,15 @@ impl RouteRt {
         }
         // Every split pool is down: the first available failover pool takes
         // all; with none, the proxy fails open along the configured split.
-        if let Some(i) = self.slots.iter().zip(&avail).position(|(s, a)| s.failover && *a) {
-            return (0..self.slots.len()).map(|j| if j == i { 1.0 } else { 0.0 }).collect();
+        if let Some(i) = self
+            .slots
+            .iter()
+            .zip(&avail)
+            .position(|(s, a)| s.failover && *a)
+        {
+            return (0..self.slots.len())
+                .map(|j| if j == i { 1.0 } else { 0.0 })
+                .collect();
         }
         self.buckets
             .iter()
@@ -241,11 +248,14 @@ pub fn build(
     for pool in &config.pools {
         let mut backends = Vec::with_capacity(pool.backends.len());
         for b in &pool.backends {
-            let socket = *inputs.resolved.get(&b.addr).ok_or_else(|| BuildError::Resolve {
-                pool: pool.name.clone(),
-                addr: b.addr.clone(),
-                reason: "not resolved".into(),
-            })?;
+            let socket = *inputs
+                .resolved
+                .get(&b.addr)
+                .ok_or_else(|| BuildError::Resolve {
+                    pool: pool.name.clone(),
+                    addr: b.addr.clone(),
+                    reason: "not resolved".into(),
+                })?;
             backends.push(BackendRt {
                 addr: b.addr.as_str().into(),
                 socket,
@@ -274,7 +284,12 @@ pub fn build(
         }
         let w: Vec<f64> = order
             .iter()
-            .map(|j| weights.and_then(|w| w.get(*j)).copied().unwrap_or(r.split[*j].weight))
+            .map(|j| {
+                weights
+                    .and_then(|w| w.get(*j))
+                    .copied()
+                    .unwrap_or(r.split[*j].weight)
+            })
             .collect();
         let mut buckets = split::to_buckets(&w);
         let mut slots: Vec<RouteSlot> = order

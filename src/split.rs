@@ -44,9 +44,14 @@ pub fn to_buckets(weights: &[f64]) -> Vec<u32> {
     order.sort_by(|a, b| {
         let fa = exact[*a] - exact[*a].floor();
         let fb = exact[*b] - exact[*b].floor();
-        fb.partial_cmp(&fa).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(b))
+        fb.partial_cmp(&fa)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.cmp(b))
     });
-    for i in order.into_iter().take(BUCKETS.saturating_sub(assigned) as usize) {
+    for i in order
+        .into_iter()
+        .take(BUCKETS.saturating_sub(assigned) as usize)
+    {
         counts[i] += 1;
     }
     counts
@@ -115,7 +120,11 @@ pub fn sticky_bucket(key: &[u8]) -> u32 {
 /// those of entries `0..i`. Unavailable entries' buckets are shared out in
 /// proportion to the others' counts (failover). `None` when nothing available
 /// has a positive count.
-pub fn pick_bucket(bucket: u32, counts: &[u32], available: impl Fn(usize) -> bool) -> Option<usize> {
+pub fn pick_bucket(
+    bucket: u32,
+    counts: &[u32],
+    available: impl Fn(usize) -> bool,
+) -> Option<usize> {
     let total: u64 = counts
         .iter()
         .enumerate()

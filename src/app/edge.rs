@@ -28,7 +28,11 @@ impl Edge {
 
 #[async_trait::async_trait]
 impl ServerApp for Edge {
-    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
         let limits = {
             let snap = self.control.snapshot();
             let p = &snap.config.proxy;

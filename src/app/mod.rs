@@ -55,7 +55,8 @@ pub struct AppOptions {
 /// The default upgrade socket for a config file: both processes of an
 /// upgrade derive the same path from the same config path.
 pub fn default_upgrade_sock(config_path: &std::path::Path) -> PathBuf {
-    let canonical = std::fs::canonicalize(config_path).unwrap_or_else(|_| config_path.to_path_buf());
+    let canonical =
+        std::fs::canonicalize(config_path).unwrap_or_else(|_| config_path.to_path_buf());
     let hash = crate::config::text_hash(&canonical.to_string_lossy());
     std::env::temp_dir().join(format!("cutover-{}.upgrade.sock", &hash[..12]))
 }
@@ -130,13 +131,17 @@ impl App {
             proxy_bound.iter().map(|p| p.local).collect()
         };
 
-        let mut proxy = pingora::proxy::http_proxy(&server.configuration, CutoverProxy::new(control.clone()));
+        let mut proxy =
+            pingora::proxy::http_proxy(&server.configuration, CutoverProxy::new(control.clone()));
         proxy.server_options = Some({
             let mut o = HttpServerOptions::default();
             o.h2c = true;
             o
         });
-        let mut service = Service::new("cutover proxy".into(), edge::Edge::new(proxy, control.clone()));
+        let mut service = Service::new(
+            "cutover proxy".into(),
+            edge::Edge::new(proxy, control.clone()),
+        );
         for addr in &proxy_addrs {
             service.add_tcp(&addr.to_string());
         }

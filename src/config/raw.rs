@@ -28,7 +28,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub log: Option<RawLog>,
     #[serde(default)]
-    pub pools: BTreeMap<SStr, Spanned<RawPool>>,
+    pub pools: BTreeMap<String, Spanned<RawPool>>,
     #[serde(default)]
     pub routes: Vec<Spanned<RawRoute>>,
 }
@@ -184,7 +184,9 @@ impl<'de> Deserialize<'de> for RawOutlier {
         impl<'de> Visitor<'de> for V {
             type Value = RawOutlier;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("false, true, or a table { consecutive_failures = N, ejection = \"30s\" }")
+                f.write_str(
+                    "false, true, or a table { consecutive_failures = N, ejection = \"30s\" }",
+                )
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawOutlier, E> {
                 Ok(RawOutlier::Enabled(v))

@@ -20,7 +20,12 @@ fn pct(v: f64) -> String {
 pub fn summary(cfg: &Config) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}: OK (hash {})", cfg.path.display(), cfg.hash);
-    let mut listeners: Vec<String> = cfg.proxy.listen.iter().map(|a| format!("http {a}")).collect();
+    let mut listeners: Vec<String> = cfg
+        .proxy
+        .listen
+        .iter()
+        .map(|a| format!("http {a}"))
+        .collect();
     for t in &cfg.proxy.tls {
         listeners.push(format!(
             "https {} ({} cert{}{})",
@@ -35,7 +40,11 @@ pub fn summary(cfg: &Config) -> String {
         s,
         "admin:     {} ({})",
         cfg.admin.listen,
-        if cfg.admin.token.is_some() { "token required" } else { "no token" }
+        if cfg.admin.token.is_some() {
+            "token required"
+        } else {
+            "no token"
+        }
     );
     let p = &cfg.proxy;
     let _ = writeln!(
@@ -173,7 +182,13 @@ fn route_summary(s: &mut String, cfg: &Config, route: &RouteConfig) {
                 ),
                 None => format!("+{} after load", dur(offset)),
             };
-            let _ = writeln!(s, "  {:<12}   step {}: {:>6} on {to}  at {when}", "", i + 1, pct(*step));
+            let _ = writeln!(
+                s,
+                "  {:<12}   step {}: {:>6} on {to}  at {when}",
+                "",
+                i + 1,
+                pct(*step)
+            );
         }
         if let Some(g) = &shift.gate {
             let mut limits = Vec::new();

@@ -17,11 +17,8 @@ pub(super) fn validate(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let r = Reporter { file: &file, text };
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let de = toml::Deserializer::parse(text).map_err(|e| toml_error(&r, &e, ""))?;
-    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        let field = if field == "." { String::new() } else { field };
-        toml_error(&r, e.inner(), &field)
-    })?;
+    let raw: RawConfig = serde_path_to_error::deserialize(de)
+        .map_err(|e| toml_error(&r, e.inner(), &clean_path(&e.path().to_string())))?;
 
     let v = Validator {
         r,
@@ -44,6 +41,18 @@ pub(super) fn validate(text: &str, path: &Path) -> Result<Config, ConfigError> {
         pools,
         routes,
     })
+}
+
+/// A serde path as an operator reads it: without the span wrappers' inner
+/// names and without unnamed map keys.
+fn clean_path(path: &str) -> String {
+    if path == "." {
+        return String::new();
+    }
+    path.split('.')
+        .filter(|seg| !seg.starts_with("$__serde_spanned") && *seg != "?")
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Turn a TOML/serde error into a positioned config error.
@@ -106,8 +115,7 @@ impl Validator<'_> {
         field: &str,
         default: Duration,
     ) -> Result<Duration, ConfigError> {
-        s.as_ref()
-            .map_or(Ok(default), |s| self.duration(s, field))
+        s.as_ref().map_or(Ok(default), |s| self.duration(s, field))
     }
 
     pub fn int_in(
@@ -245,9 +253,8 @@ impl Validator<'_> {
             let p = pair.get_ref();
             let cert = self.file_path(&p.cert);
             let key = self.file_path(&p.key);
-            crate::tls::check_pair(&cert, &key).map_err(|e| {
-                self.r.at(pair.span(), format!("{field}.certs[{j}]"), e)
-            })?;
+            crate::tls::check_pair(&cert, &key)
+                .map_err(|e| self.r.at(pair.span(), format!("{field}.certs[{j}]"), e))?;
             certs.push(CertPair { cert, key });
         }
         Ok(TlsListener {
@@ -350,21 +357,21 @@ impl Validator<'_> {
 
     fn pools(
         &self,
-        raw: std::collections::BTreeMap<SStr, Spanned<RawPool>>,
+        raw: std::collections::BTreeMap<String, Spanned<RawPool>>,
     ) -> Result<Vec<PoolConfig>, ConfigError> {
         // Keep file order: it is the order operators read in `check` and `/status`.
         let mut entries: Vec<_> = raw.into_iter().collect();
-        entries.sort_by_key(|(name, _)| name.span().start);
+        entries.sort_by_key(|(_, pool)| pool.span().start);
         let mut pools = Vec::new();
         for (name, pool) in entries {
-            if !valid_name(name.get_ref()) {
+            if !valid_name(&name) {
                 return Err(self.r.at(
-                    name.span(),
-                    format!("pools.{}", name.get_ref()),
+                    pool.span(),
+                    format!("pools.{name}"),
                     "pool names may use letters, digits, '-', '_' and '.' only",
                 ));
             }
-            pools.push(self.pool(name.get_ref(), pool)?);
+            pools.push(self.pool(&name, pool)?);
         }
         Ok(pools)
     }
@@ -388,7 +395,9 @@ impl Validator<'_> {
             let addr = entry.addr.get_ref().trim().to_string();
             check_backend_addr(&addr).map_err(|m| self.r.at(addr_span.clone(), &bfield, m))?;
             if backends.iter().any(|x| x.addr == addr) {
-                return Err(self.r.at(addr_span, bfield, format!("{addr} is listed twice")));
+                return Err(self
+                    .r
+                    .at(addr_span, bfield, format!("{addr} is listed twice")));
             }
             let weight = match &entry.weight {
                 Some(w) => self.int_in(w, &format!("{bfield}.weight"), 0..=1_000_000)? as u32,
@@ -442,7 +451,9 @@ impl Validator<'_> {
         } else {
             let path = match &raw.path {
                 Some(p) if !p.get_ref().starts_with('/') => {
-                    return Err(self.r.at(p.span(), format!("{field}.path"), "must start with '/'"))
+                    return Err(self
+                        .r
+                        .at(p.span(), format!("{field}.path"), "must start with '/'"))
                 }
                 Some(p) => p.get_ref().clone(),
                 None => "/".to_string(),
@@ -506,7 +517,9 @@ impl Validator<'_> {
         };
         let sni = match &raw.sni {
             Some(s) if s.get_ref().trim().is_empty() => {
-                return Err(self.r.at(s.span(), format!("{field}.sni"), "must not be empty"))
+                return Err(self
+                    .r
+                    .at(s.span(), format!("{field}.sni"), "must not be empty"))
             }
             Some(s) => Some(s.get_ref().trim().to_string()),
             None => None,
@@ -519,7 +532,11 @@ impl Validator<'_> {
         })
     }
 
-    fn outlier(&self, o: &Spanned<RawOutlier>, field: &str) -> Result<Option<Outlier>, ConfigError> {
+    fn outlier(
+        &self,
+        o: &Spanned<RawOutlier>,
+        field: &str,
+    ) -> Result<Option<Outlier>, ConfigError> {
         Ok(match o.get_ref() {
             RawOutlier::Enabled(false) => None,
             RawOutlier::Enabled(true) => Some(Outlier::default()),
@@ -530,11 +547,10 @@ impl Validator<'_> {
                 let d = Outlier::default();
                 Some(Outlier {
                     consecutive_failures: match consecutive_failures {
-                        Some(v) => self.int_in(
-                            v,
-                            &format!("{field}.consecutive_failures"),
-                            1..=1000,
-                        )? as u32,
+                        Some(v) => {
+                            self.int_in(v, &format!("{field}.consecutive_failures"), 1..=1000)?
+                                as u32
+                        }
                         None => d.consecutive_failures,
                     },
                     ejection: self.opt_duration(
@@ -552,8 +568,7 @@ impl Validator<'_> {
 pub(super) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 

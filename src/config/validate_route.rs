@@ -117,7 +117,10 @@ impl Validator<'_> {
                     return Err(self.r.at(
                         named.span(),
                         format!("{field}.failover"),
-                        format!("pool {:?} is already in the split or listed twice", name.get_ref()),
+                        format!(
+                            "pool {:?} is already in the split or listed twice",
+                            name.get_ref()
+                        ),
                     ));
                 }
                 failover.push(pool);
@@ -255,7 +258,9 @@ impl Validator<'_> {
             ));
         }
         if let Some(h) = &raw.header {
-            return Ok(Sticky::Header(self.header_name(h, &format!("{field}.header"))?));
+            return Ok(Sticky::Header(
+                self.header_name(h, &format!("{field}.header"))?,
+            ));
         }
         if let Some(c) = &raw.cookie {
             let name = c.get_ref().trim();
@@ -305,7 +310,8 @@ impl Validator<'_> {
                 from
             }
             None => {
-                let others: Vec<usize> = split.iter().map(|e| e.pool).filter(|p| *p != to).collect();
+                let others: Vec<usize> =
+                    split.iter().map(|e| e.pool).filter(|p| *p != to).collect();
                 match others.as_slice() {
                     [one] => *one,
                     _ => {
@@ -320,14 +326,18 @@ impl Validator<'_> {
         };
         let steps_field = format!("{field}.steps");
         if raw.steps.get_ref().is_empty() {
-            return Err(self.r.at(raw.steps.span(), &steps_field, "give at least one step"));
+            return Err(self
+                .r
+                .at(raw.steps.span(), &steps_field, "give at least one step"));
         }
         let mut steps: Vec<f64> = Vec::new();
         for step in raw.steps.get_ref() {
             let v = *step.get_ref();
             let span = self.span_or(step.span(), raw.steps.span());
             if !(0.0..=100.0).contains(&v) {
-                return Err(self.r.at(span, &steps_field, format!("step {v} is outside 0–100")));
+                return Err(self
+                    .r
+                    .at(span, &steps_field, format!("step {v} is outside 0–100")));
             }
             if let Some(prev) = steps.last() {
                 if v <= *prev {
@@ -342,16 +352,18 @@ impl Validator<'_> {
         }
         let hold = self.duration(&raw.hold, &format!("{field}.hold"))?;
         let start_at = match &raw.start_at {
-            Some(t) => Some(humantime::parse_rfc3339_weak(t.get_ref().trim()).map_err(|_| {
-                self.r.at(
-                    t.span(),
-                    format!("{field}.start_at"),
-                    format!(
-                        "{:?} is not an RFC 3339 UTC time like \"2026-12-01T02:00:00Z\"",
-                        t.get_ref()
-                    ),
-                )
-            })?),
+            Some(t) => Some(
+                humantime::parse_rfc3339_weak(t.get_ref().trim()).map_err(|_| {
+                    self.r.at(
+                        t.span(),
+                        format!("{field}.start_at"),
+                        format!(
+                            "{:?} is not an RFC 3339 UTC time like \"2026-12-01T02:00:00Z\"",
+                            t.get_ref()
+                        ),
+                    )
+                })?,
+            ),
             None => None,
         };
         let gate = raw

@@ -90,7 +90,10 @@ async fn answer(
     // Spread errors evenly instead of drawing random numbers.
     let permille = u64::from(faults.error_permille.load(Relaxed));
     if permille > 0 && (n * 7919) % 1000 < permille {
-        return respond(StatusCode::INTERNAL_SERVER_ERROR, format!("{pool}: injected failure\n"));
+        return respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{pool}: injected failure\n"),
+        );
     }
     respond(StatusCode::OK, format!("hello from {pool}\n"))
 }

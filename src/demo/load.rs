@@ -43,7 +43,11 @@ impl Tally {
 
     /// Latency figures since the last call, resetting them.
     pub fn take_window(&self) -> Window {
-        let mut samples = self.window.lock().map(|mut w| std::mem::take(&mut *w)).unwrap_or_default();
+        let mut samples = self
+            .window
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default();
         samples.sort_unstable();
         let p99 = samples
             .get((samples.len() * 99 / 100).min(samples.len().saturating_sub(1)))
@@ -69,7 +73,13 @@ pub struct LoadStats {
 
 /// Send requests to `proxy` from `workers` clients at about `rate` requests
 /// per second in all, until `stop` is set.
-pub async fn run(proxy: SocketAddr, workers: usize, rate: u32, stats: Arc<LoadStats>, stop: Arc<AtomicBool>) {
+pub async fn run(
+    proxy: SocketAddr,
+    workers: usize,
+    rate: u32,
+    stats: Arc<LoadStats>,
+    stop: Arc<AtomicBool>,
+) {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build_http();

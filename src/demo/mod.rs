@@ -93,7 +93,8 @@ async fn demo(duration: Duration, plain: bool) -> Result<(), String> {
         cloud.push(b.addr);
     }
     let text = demo_config(&onprem, &cloud);
-    let config = Config::from_str_named(&text, std::path::Path::new("<demo>")).map_err(|e| e.to_string())?;
+    let config =
+        Config::from_str_named(&text, std::path::Path::new("<demo>")).map_err(|e| e.to_string())?;
     let app = App::build(config, AppOptions::default()).map_err(|e| e.to_string())?;
     let proxy = *app
         .proxy_addrs
@@ -110,7 +111,11 @@ async fn demo(duration: Duration, plain: bool) -> Result<(), String> {
     let load = tokio::spawn(load::run(proxy, 16, 400, stats.clone(), stop.clone()));
 
     let tty = std::io::stdout().is_terminal() && !plain;
-    let tick = if tty { Duration::from_millis(250) } else { Duration::from_secs(5) };
+    let tick = if tty {
+        Duration::from_millis(250)
+    } else {
+        Duration::from_secs(5)
+    };
     let events = vec![format!(
         "00:00 proxy on http://{proxy}, onprem {onprem:?}, cloud {cloud:?}"
     )];
@@ -126,7 +131,15 @@ async fn demo(duration: Duration, plain: bool) -> Result<(), String> {
         tokio::time::sleep(tick.min(duration.saturating_sub(started.elapsed()))).await;
         let interval = last.elapsed();
         last = Instant::now();
-        let frame = view::gather(&control, &stats, &mut prev, interval, started.elapsed(), duration, &events);
+        let frame = view::gather(
+            &control,
+            &stats,
+            &mut prev,
+            interval,
+            started.elapsed(),
+            duration,
+            &events,
+        );
         if tty {
             let panel = view::panel(&frame);
             // Move back over the previous frame and redraw it.
@@ -154,7 +167,9 @@ fn print_summary(stats: &LoadStats, elapsed: Duration) {
     let on = stats.onprem.requests.load(Relaxed);
     let cl = stats.cloud.requests.load(Relaxed);
     let px = stats.proxy.requests.load(Relaxed);
-    let errors = stats.onprem.errors.load(Relaxed) + stats.cloud.errors.load(Relaxed) + stats.proxy.errors.load(Relaxed);
+    let errors = stats.onprem.errors.load(Relaxed)
+        + stats.cloud.errors.load(Relaxed)
+        + stats.proxy.errors.load(Relaxed);
     let total = (on + cl + px).max(1);
     println!(
         "summary: {} requests in {:.0}s: onprem {} ({:.1}%), cloud {} ({:.1}%), answered by the proxy {}; errors {} ({:.2}%)",

@@ -64,7 +64,11 @@ fn health_of(control: &Control, pool: &str) -> String {
     if statuses.is_empty() {
         format!("{up}/{} healthy", p.backends.len())
     } else {
-        format!("{up}/{} healthy ({})", p.backends.len(), statuses.join(", "))
+        format!(
+            "{up}/{} healthy ({})",
+            p.backends.len(),
+            statuses.join(", ")
+        )
     }
 }
 
@@ -91,7 +95,11 @@ pub fn gather(
         }
     }
     let secs = interval.as_secs_f64().max(0.001);
-    let tallies: [(&'static str, &Tally); 3] = [("onprem", &stats.onprem), ("cloud", &stats.cloud), ("proxy", &stats.proxy)];
+    let tallies: [(&'static str, &Tally); 3] = [
+        ("onprem", &stats.onprem),
+        ("cloud", &stats.cloud),
+        ("proxy", &stats.proxy),
+    ];
     let mut rows = Vec::new();
     let mut proxy_rate = 0.0;
     for (i, (name, t)) in tallies.iter().enumerate() {
@@ -136,7 +144,12 @@ fn bar(cloud: f64, width: usize) -> String {
 /// The panel drawn on a terminal.
 pub fn panel(f: &Frame) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "cutover demo  {} / {}   (Ctrl-C to stop)", clock(f.elapsed), clock(f.total));
+    let _ = writeln!(
+        s,
+        "cutover demo  {} / {}   (Ctrl-C to stop)",
+        clock(f.elapsed),
+        clock(f.total)
+    );
     let _ = writeln!(
         s,
         "split  onprem [{}] cloud   cloud {:5.1}% configured, {:5.1}% effective",
@@ -144,7 +157,11 @@ pub fn panel(f: &Frame) -> String {
         f.cloud_share * 100.0,
         f.cloud_effective * 100.0
     );
-    let _ = writeln!(s, "  {:<8} {:>8} {:>8} {:>9}   health", "pool", "req/s", "errors", "p99");
+    let _ = writeln!(
+        s,
+        "  {:<8} {:>8} {:>8} {:>9}   health",
+        "pool", "req/s", "errors", "p99"
+    );
     for p in &f.pools {
         let _ = writeln!(
             s,
@@ -156,7 +173,11 @@ pub fn panel(f: &Frame) -> String {
             p.health
         );
     }
-    let _ = writeln!(s, "  {:<8} {:>8.0}   (answered by cutover itself)", "proxy", f.proxy_rate);
+    let _ = writeln!(
+        s,
+        "  {:<8} {:>8.0}   (answered by cutover itself)",
+        "proxy", f.proxy_rate
+    );
     let _ = writeln!(s, "events:");
     for e in &f.events {
         let _ = writeln!(s, "  {e}");

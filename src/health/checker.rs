@@ -54,10 +54,9 @@ fn reconcile(control: &Arc<Control>, loops: &mut HashMap<Key, JoinHandle<()>>) {
         keep
     });
     for key in wanted {
-        if !loops.contains_key(&key) {
-            let handle = tokio::spawn(probe_loop(control.clone(), key.clone()));
-            loops.insert(key, handle);
-        }
+        loops
+            .entry(key.clone())
+            .or_insert_with(|| tokio::spawn(probe_loop(control.clone(), key)));
     }
 }
 
@@ -101,7 +100,10 @@ async fn probe_loop(control: Arc<Control>, (pool_name, addr): Key) {
 pub async fn probe(socket: SocketAddr, host: &str, check: &HealthCheck) -> Result<(), String> {
     match tokio::time::timeout(check.timeout, probe_inner(socket, host, &check.probe)).await {
         Ok(result) => result,
-        Err(_) => Err(format!("timed out after {}", humantime::format_duration(check.timeout))),
+        Err(_) => Err(format!(
+            "timed out after {}",
+            humantime::format_duration(check.timeout)
+        )),
     }
 }
 
@@ -170,7 +172,10 @@ mod tests {
     #[test]
     fn status_lines_parse() {
         assert_eq!(parse_status_line(b"HTTP/1.1 200 OK\r"), Ok(200));
-        assert_eq!(parse_status_line(b"HTTP/1.0 503 Service Unavailable"), Ok(503));
+        assert_eq!(
+            parse_status_line(b"HTTP/1.0 503 Service Unavailable"),
+            Ok(503)
+        );
         assert!(parse_status_line(b"SSH-2.0-OpenSSH").is_err());
         assert!(parse_status_line(b"HTTP/1.1 abc").is_err());
     }

@@ -359,7 +359,10 @@ mod tests {
         for _ in 0..2 {
             assert_eq!(b.record_check(false, None, 2, 3, 100), None);
         }
-        assert_eq!(b.record_check(false, None, 2, 3, 101), Some(Transition::Down));
+        assert_eq!(
+            b.record_check(false, None, 2, 3, 101),
+            Some(Transition::Down)
+        );
         assert_eq!(b.record_check(true, None, 2, 3, 102), None);
         assert_eq!(b.record_check(false, None, 2, 3, 103), None);
         assert_eq!(b.record_check(true, None, 2, 3, 104), None);
@@ -373,14 +376,20 @@ mod tests {
         let k = FailureKind::ConnectRefused;
         assert_eq!(b.record_failure(k, Some(&o), 0, 4, 1), None);
         assert_eq!(b.record_failure(k, Some(&o), 0, 4, 2), None);
-        assert_eq!(b.record_failure(k, Some(&o), 0, 4, 3), Some(Duration::from_secs(10)));
+        assert_eq!(
+            b.record_failure(k, Some(&o), 0, 4, 3),
+            Some(Duration::from_secs(10))
+        );
         assert!(!b.available(4));
         assert_eq!(b.status(4), Status::Ejected);
         assert!(b.available(10_004));
         for _ in 0..2 {
             b.record_failure(k, Some(&o), 0, 4, 20_000);
         }
-        assert_eq!(b.record_failure(k, Some(&o), 0, 4, 20_000), Some(Duration::from_secs(20)));
+        assert_eq!(
+            b.record_failure(k, Some(&o), 0, 4, 20_000),
+            Some(Duration::from_secs(20))
+        );
         let mut now = 100_000;
         let mut last = Duration::ZERO;
         for _ in 0..10 {
@@ -402,7 +411,10 @@ mod tests {
         b.record_failure(FailureKind::Reset, Some(&o), 0, 4, 1);
         b.record_failure(FailureKind::Reset, Some(&o), 0, 4, 1);
         b.record_success(2);
-        assert_eq!(b.record_failure(FailureKind::Reset, Some(&o), 0, 4, 3), None);
+        assert_eq!(
+            b.record_failure(FailureKind::Reset, Some(&o), 0, 4, 3),
+            None
+        );
     }
 
     #[test]
@@ -410,11 +422,19 @@ mod tests {
         let o = outlier();
         let b = BackendState::new("p", "a:1", false);
         for _ in 0..10 {
-            assert_eq!(b.record_failure(FailureKind::Reset, Some(&o), 1, 2, 1), None);
+            assert_eq!(
+                b.record_failure(FailureKind::Reset, Some(&o), 1, 2, 1),
+                None
+            );
         }
-        assert_eq!(b.record_failure(FailureKind::Reset, Some(&o), 0, 1, 1), None);
+        assert_eq!(
+            b.record_failure(FailureKind::Reset, Some(&o), 0, 1, 1),
+            None
+        );
         assert!(b.available(2));
-        assert!(b.record_failure(FailureKind::Reset, Some(&o), 0, 2, 1).is_some());
+        assert!(b
+            .record_failure(FailureKind::Reset, Some(&o), 0, 2, 1)
+            .is_some());
     }
 
     #[test]
@@ -427,7 +447,10 @@ mod tests {
         }
         assert!(b.is_ejected(11));
         assert_eq!(b.record_check(true, None, 2, 3, 12), None);
-        assert_eq!(b.record_check(true, None, 2, 3, 13), Some(Transition::EjectionLifted));
+        assert_eq!(
+            b.record_check(true, None, 2, 3, 13),
+            Some(Transition::EjectionLifted)
+        );
         assert!(b.available(14));
     }
 

@@ -42,7 +42,11 @@ pub fn add_forwarded(
 ) -> pingora::Result<()> {
     if let Some(ip) = client_ip {
         let ip = ip.to_string();
-        let value = match req.headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        let value = match req
+            .headers
+            .get(&X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+        {
             Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
             _ => ip,
         };
@@ -116,7 +120,8 @@ mod tests {
     #[test]
     fn hop_by_hop_response_headers_go() {
         let mut resp = ResponseHeader::build(200, None).unwrap();
-        resp.insert_header("connection", "keep-alive, x-secret").unwrap();
+        resp.insert_header("connection", "keep-alive, x-secret")
+            .unwrap();
         resp.insert_header("keep-alive", "timeout=5").unwrap();
         resp.insert_header("x-secret", "1").unwrap();
         resp.insert_header("upgrade", "h2c").unwrap();

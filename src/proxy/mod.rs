@@ -88,7 +88,11 @@ impl ProxyHttp for CutoverProxy {
         // No compression or other modules: nothing to set up per request.
     }
 
-    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<()> {
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
         let snap = self.control.snapshot();
         crate::conn::mark_in_request(session);
         let idle = snap.config.proxy.idle_timeout.as_secs().max(1);
@@ -134,7 +138,11 @@ impl ProxyHttp for CutoverProxy {
         Ok(false)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<Box<HttpPeer>> {
         ctx.end_attempt();
         let (Some(snap), Some(ri), Some(pool)) = (ctx.snap.clone(), ctx.route, ctx.pool) else {
             return Error::e_explain(ErrorType::InternalError, "no route chosen");
@@ -167,9 +175,7 @@ impl ProxyHttp for CutoverProxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        let tls = session
-            .digest()
-            .is_some_and(|d| d.ssl_digest.is_some());
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         headers::add_forwarded(upstream_request, client_ip, tls)
     }
 
@@ -183,9 +189,7 @@ impl ProxyHttp for CutoverProxy {
             return Ok(());
         }
         ctx.response_started = true;
-        ctx.upstream_ms = ctx
-            .attempt_started
-            .map(|t| t.elapsed().as_millis() as u64);
+        ctx.upstream_ms = ctx.attempt_started.map(|t| t.elapsed().as_millis() as u64);
         headers::strip_hop_by_hop(upstream_response);
         match upstream_response.status.as_u16() {
             502..=504 => self.record_failure(ctx, FailureKind::Status5xx),
@@ -204,7 +208,8 @@ impl ProxyHttp for CutoverProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
-        let (Some(snap), Some(ri), Some(p)) = (ctx.snap.as_ref(), ctx.route, ctx.served_pool) else {
+        let (Some(snap), Some(ri), Some(p)) = (ctx.snap.as_ref(), ctx.route, ctx.served_pool)
+        else {
             return Ok(());
         };
         if snap.routes[ri].override_header.is_some() {
@@ -248,8 +253,7 @@ impl ProxyHttp for CutoverProxy {
             && e.esource() == &pingora::ErrorSource::Upstream;
         // Whether the connection was pooled or fresh, an idempotent request
         // whose connection died before any response byte is safe to resend.
-        let retry =
-            idempotent && body_intact && dead_before_response && Self::retries_allowed(ctx);
+        let retry = idempotent && body_intact && dead_before_response && Self::retries_allowed(ctx);
         e.set_retry(retry);
         e
     }

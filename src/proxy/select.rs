@@ -102,7 +102,13 @@ pub fn next_backend(
     if tried.len() >= MAX_ATTEMPTS {
         return None;
     }
-    let others = || route.slots.iter().map(|s| s.pool).filter(move |p| *p != pool);
+    let others = || {
+        route
+            .slots
+            .iter()
+            .map(|s| s.pool)
+            .filter(move |p| *p != pool)
+    };
     for healthy_only in [true, false] {
         if let Some(b) = pick_in_pool(&pools[pool], pool, tried, healthy_only, now_ms) {
             return Some((pool, b));

@@ -8,7 +8,11 @@ use pingora::http::RequestHeader;
 use pingora::protocols::l4::socket::SocketAddr;
 
 /// The bucket of the request's sticky key, or `None` when it has no key.
-pub fn key_bucket(sticky: &Sticky, req: &RequestHeader, client: Option<&SocketAddr>) -> Option<u32> {
+pub fn key_bucket(
+    sticky: &Sticky,
+    req: &RequestHeader,
+    client: Option<&SocketAddr>,
+) -> Option<u32> {
     match sticky {
         Sticky::Header(name) => {
             let v = req.headers.get(name)?.as_bytes();
@@ -36,7 +40,10 @@ pub fn cookie_value<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
         let pair = pair.trim_ascii();
         let eq = pair.iter().position(|b| *b == b'=')?;
         let (k, v) = (pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii());
-        let v = v.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(v);
+        let v = v
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+            .unwrap_or(v);
         (k == name && !v.is_empty()).then_some(v)
     })
 }

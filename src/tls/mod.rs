@@ -53,7 +53,8 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsFileEr
 /// The first private key in a PEM file (PKCS#8, PKCS#1 or SEC1).
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsFileError> {
     let bytes = std::fs::read(path).map_err(|e| load_err(path, e))?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| load_err(path, format!("no usable private key: {e:?}")))
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|e| load_err(path, format!("no usable private key: {e:?}")))
 }
 
 /// Load a certificate chain and its key, and check that they belong together.
@@ -81,9 +82,7 @@ pub fn check_ca(path: &Path) -> Result<(), TlsFileError> {
 }
 
 /// A CA bundle as Pingora's upstream connector wants it.
-pub fn upstream_ca(
-    path: &Path,
-) -> Result<Arc<pingora::protocols::tls::CaType>, TlsFileError> {
+pub fn upstream_ca(path: &Path) -> Result<Arc<pingora::protocols::tls::CaType>, TlsFileError> {
     use pingora::utils::tls::WrappedX509;
     let mut out = Vec::new();
     for der in load_certs(path)? {

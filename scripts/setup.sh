@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install the system packages cutover's build and tests need, if missing.
+# Usage: scripts/setup.sh [build|test|bench]...
+# Sourced by scripts/test.sh and scripts/demo.sh; safe to run repeatedly.
+set -euo pipefail
+
+want=()
+for what in "${@:-build}"; do
+  case "$what" in
+    build) command -v cmake >/dev/null 2>&1 || want+=(cmake) ;;
+    test)
+      command -v cmake >/dev/null 2>&1 || want+=(cmake)
+      command -v promtool >/dev/null 2>&1 || want+=(prometheus)
+      ;;
+    bench)
+      command -v cmake >/dev/null 2>&1 || want+=(cmake)
+      command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
+      command -v haproxy >/dev/null 2>&1 || want+=(haproxy)
+      command -v wrk >/dev/null 2>&1 || want+=(wrk)
+      ;;
+    *) echo "setup.sh: unknown target $what" >&2; exit 2 ;;
+  esac
+done
+
+if [ ${#want[@]} -gt 0 ]; then
+  echo "setup: installing ${want[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq >&2
+  $sudo apt-get install -y -qq --no-install-recommends "${want[@]}" >&2
+fi
+
+command -v cargo >/dev/null 2>&1 || {
+  echo "setup: cargo not found; install Rust (https://rustup.rs) first" >&2
+  exit 1
+}

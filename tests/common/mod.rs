@@ -1,0 +1,45 @@
+//! Shared test helpers: backends, the proxy process, a client.
+#![allow(dead_code, unused_imports)]
+
+pub mod backend;
+pub mod client;
+pub mod proxy;
+
+pub use backend::Backend;
+pub use client::{client, get, send, HttpClient, Reply};
+pub use proxy::ProxyProc;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Poll `check` until it holds or `timeout` passes; whether it held.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A config's `backends = [...]` list for these addresses.
+pub fn addrs(backends: &[&Backend]) -> String {
+    backends
+        .iter()
+        .map(|b| format!("\"{}\"", b.addr))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The standard test `[proxy]` and `[admin]` sections (port 0 everywhere).
+pub fn base_config() -> String {
+    "[proxy]\nlisten = [\"127.0.0.1:0\"]\nthreads = 1\nconnect_timeout = \"500ms\"\nread_timeout = \"3s\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n".to_string()
+}

@@ -1,0 +1,171 @@
+//! Runs the real `cutover` binary on a config written to a temp dir, and
+//! finds its ports from the `listening` log lines (all listeners use port 0).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Lines a child printed, with a condition variable to wait on.
+#[derive(Default)]
+pub struct Lines {
+    lines: Mutex<Vec<String>>,
+    cv: Condvar,
+}
+
+impl Lines {
+    fn push(&self, line: String) {
+        self.lines.lock().expect("lock").push(line);
+        self.cv.notify_all();
+    }
+
+    /// Wait (bounded) for a line satisfying `f`; returns it.
+    pub fn wait_for(&self, timeout: Duration, f: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.lines.lock().expect("lock");
+        loop {
+            if let Some(l) = lines.iter().find(|l| f(l)) {
+                return Some(l.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            lines = self.cv.wait_timeout(lines, left).expect("wait").0;
+        }
+    }
+
+    /// Every line so far.
+    pub fn all(&self) -> Vec<String> {
+        self.lines.lock().expect("lock").clone()
+    }
+
+    /// How many lines contain `pat`.
+    pub fn count(&self, pat: &str) -> usize {
+        self.lines
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|l| l.contains(pat))
+            .count()
+    }
+}
+
+/// A running `cutover run` process.
+pub struct ProxyProc {
+    /// The child process.
+    pub child: Child,
+    /// Its first plain HTTP listener.
+    pub addr: SocketAddr,
+    /// Its admin listener, if it logged one.
+    pub admin: Option<SocketAddr>,
+    /// The config file.
+    pub config_path: PathBuf,
+    /// The temp dir holding the config (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// Standard error lines.
+    pub stderr: Arc<Lines>,
+    /// Standard output lines (access log).
+    pub stdout: Arc<Lines>,
+}
+
+fn pump(reader: impl std::io::Read + Send + 'static, lines: Arc<Lines>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            lines.push(line);
+        }
+    });
+}
+
+/// The `addr=` value of a `listening` log line of `kind`.
+fn listening_addr(lines: &Lines, kind: &str, timeout: Duration) -> Option<SocketAddr> {
+    let pat = format!("kind=\"{kind}\"");
+    let line = lines.wait_for(timeout, |l| l.contains("listening") && l.contains(&pat))?;
+    let after = line.split("addr=").nth(1)?;
+    after.split_whitespace().next()?.parse().ok()
+}
+
+impl ProxyProc {
+    /// Write `config` and start `cutover run` on it.
+    pub fn start(config: &str) -> ProxyProc {
+        Self::start_with(config, &[], &[])
+    }
+
+    /// As [`ProxyProc::start`], with extra arguments and environment.
+    pub fn start_with(config: &str, args: &[&str], env: &[(&str, &str)]) -> ProxyProc {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("cutover.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        Self::start_in(dir, config_path, args, env)
+    }
+
+    /// Start on an existing config file in `dir`.
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ProxyProc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        cmd.arg("run").arg("-c").arg(&config_path).args(args);
+        cmd.env("RUST_LOG", "info,pingora=warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cutover");
+        let stderr = Arc::new(Lines::default());
+        let stdout = Arc::new(Lines::default());
+        pump(child.stderr.take().expect("stderr"), stderr.clone());
+        pump(child.stdout.take().expect("stdout"), stdout.clone());
+        let Some(addr) = listening_addr(&stderr, "proxy", Duration::from_secs(30)) else {
+            let _ = child.kill();
+            panic!("cutover did not start:\n{}", stderr.all().join("\n"));
+        };
+        let admin = listening_addr(&stderr, "admin", Duration::from_millis(200));
+        ProxyProc {
+            child,
+            addr,
+            admin,
+            config_path,
+            dir,
+            stderr,
+            stdout,
+        }
+    }
+
+    /// Send a signal to the process.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Wait (bounded) for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// A URL on the proxy.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for ProxyProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
