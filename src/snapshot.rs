@@ -50,6 +50,15 @@ pub struct RouteRt {
     /// Sequence counter for non-sticky requests; shared across snapshots so
     /// the split stays exact over reloads.
     pub seq: Arc<AtomicU64>,
+    /// Counters, shared across snapshots.
+    pub stats: Arc<RouteStats>,
+}
+
+/// Per-route counters.
+#[derive(Debug, Default)]
+pub struct RouteStats {
+    /// Attempts beyond the first.
+    pub retries: AtomicU64,
 }
 
 /// One pool of a route.
@@ -180,6 +189,7 @@ pub enum BuildError {
 pub struct Registry {
     backends: Mutex<HashMap<(String, String), Arc<BackendState>>>,
     route_seq: Mutex<HashMap<String, Arc<AtomicU64>>>,
+    route_stats: Mutex<HashMap<String, Arc<RouteStats>>>,
     pool_seq: Mutex<HashMap<String, Arc<AtomicU64>>>,
 }
 
@@ -197,7 +207,7 @@ impl Registry {
         state
     }
 
-    fn seq(map: &Mutex<HashMap<String, Arc<AtomicU64>>>, name: &str) -> Arc<AtomicU64> {
+    fn shared<T: Default>(map: &Mutex<HashMap<String, Arc<T>>>, name: &str) -> Arc<T> {
         let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(name.to_string()).or_default().clone()
     }
@@ -214,10 +224,15 @@ impl Registry {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|k, _| keep.contains(k));
+        let has_route = |k: &String| config.routes.iter().any(|r| &r.name == k);
         self.route_seq
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|k, _| config.routes.iter().any(|r| &r.name == k));
+            .retain(|k, _| has_route(k));
+        self.route_stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, _| has_route(k));
         self.pool_seq
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -268,7 +283,7 @@ pub fn build(
             name: pool.name.as_str().into(),
             weights: pool.backends.iter().map(|b| b.weight).collect(),
             backends,
-            seq: Registry::seq(&registry.pool_seq, &pool.name),
+            seq: Registry::shared(&registry.pool_seq, &pool.name),
             outlier: pool.outlier,
             health: pool.health.clone(),
         });
@@ -313,7 +328,8 @@ pub fn build(
             buckets,
             sticky: r.sticky.clone(),
             override_header: r.override_header.clone(),
-            seq: Registry::seq(&registry.route_seq, &r.name),
+            seq: Registry::shared(&registry.route_seq, &r.name),
+            stats: Registry::shared(&registry.route_stats, &r.name),
         });
     }
     Ok(Snapshot {

@@ -103,6 +103,8 @@ pub enum Transition {
 pub struct Tally {
     /// Whether any check has completed.
     pub checked: bool,
+    /// Whether a check ever passed (until then one pass is enough).
+    pub ever_passed: bool,
     /// Passes in a row.
     pub passes: u32,
     /// Failures in a row.
@@ -217,7 +219,7 @@ impl BackendState {
         self.healthy.store(true, Relaxed);
     }
 
-    /// Record an active check result. The first pass of a never-checked
+    /// Record an active check result. The first pass of a never-passed
     /// backend makes it healthy at once; after that `rise` passes or `fall`
     /// failures in a row flip it.
     pub fn record_check(
@@ -231,16 +233,17 @@ impl BackendState {
         let Ok(mut t) = self.tally.lock() else {
             return None;
         };
-        let first = !t.checked;
+        let first_pass = pass && !t.ever_passed;
         t.checked = true;
         t.last_check_ms = now_ms;
         let healthy = self.healthy.load(Relaxed);
         if pass {
+            t.ever_passed = true;
             t.passes = t.passes.saturating_add(1);
             t.fails = 0;
             t.passes_since_ejection = t.passes_since_ejection.saturating_add(1);
             t.last_error = None;
-            if !healthy && (first || t.passes >= rise) {
+            if !healthy && (first_pass || t.passes >= rise) {
                 self.healthy.store(true, Relaxed);
                 self.ejected_until.store(0, Relaxed);
                 return Some(Transition::Up);
@@ -355,6 +358,7 @@ mod tests {
             assert_eq!(t, None, "flipped at probe {i}");
             assert!(b.is_healthy());
         }
+        b.record_check(true, None, 2, 3, 99);
         // Down after 3 failures, up again only after 2 passes.
         for _ in 0..2 {
             assert_eq!(b.record_check(false, None, 2, 3, 100), None);

@@ -53,6 +53,13 @@ impl CutoverProxy {
         let pool = &snap.pools[p];
         let backend = &pool.backends[b];
         let now = now_ms();
+        warn!(
+            pool = %pool.name,
+            backend = %backend.addr,
+            kind = kind.as_str(),
+            attempt = ctx.tried.len(),
+            "attempt failed"
+        );
         if let Some(length) = backend.state.record_failure(
             kind,
             pool.outlier.as_ref(),
@@ -154,6 +161,9 @@ impl ProxyHttp for CutoverProxy {
                 "every backend of the route was tried",
             );
         };
+        if !ctx.tried.is_empty() {
+            route.stats.retries.fetch_add(1, Relaxed);
+        }
         ctx.tried.push(p, b);
         ctx.current = Some((p, b));
         ctx.served_pool = Some(p);
@@ -216,6 +226,17 @@ impl ProxyHttp for CutoverProxy {
             headers::tag_pool(upstream_response, &snap.pools[p].name)?;
         }
         Ok(())
+    }
+
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &Ctx,
+        _error: &Error,
+        _context: pingora::proxy::ProxyWarnLogContext,
+    ) -> bool {
+        // Each failed attempt is already logged once, by `record_failure`.
+        true
     }
 
     fn fail_to_connect(

@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod load;
 pub mod proxy;
 
 pub use backend::Backend;
@@ -42,4 +43,9 @@ pub fn addrs(backends: &[&Backend]) -> String {
 /// The standard test `[proxy]` and `[admin]` sections (port 0 everywhere).
 pub fn base_config() -> String {
     "[proxy]\nlisten = [\"127.0.0.1:0\"]\nthreads = 1\nconnect_timeout = \"500ms\"\nread_timeout = \"3s\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n".to_string()
+}
+
+/// The timestamp of a log line (tracing's RFC 3339 prefix).
+pub fn log_time(line: &str) -> Option<std::time::SystemTime> {
+    humantime::parse_rfc3339(line.split_whitespace().next()?).ok()
 }

@@ -23,13 +23,25 @@ impl Lines {
 
     /// Wait (bounded) for a line satisfying `f`; returns it.
     pub fn wait_for(&self, timeout: Duration, f: impl Fn(&str) -> bool) -> Option<String> {
+        let mut found = None;
+        self.wait_until(timeout, |lines| {
+            found = lines.iter().find(|l| f(l)).cloned();
+            found.is_some()
+        });
+        found
+    }
+
+    /// Wait (bounded) until `f` holds for all lines so far; whether it did.
+    pub fn wait_until(&self, timeout: Duration, mut f: impl FnMut(&[String]) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut lines = self.lines.lock().expect("lock");
         loop {
-            if let Some(l) = lines.iter().find(|l| f(l)) {
-                return Some(l.clone());
+            if f(&lines) {
+                return true;
             }
-            let left = deadline.checked_duration_since(Instant::now())?;
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
             lines = self.cv.wait_timeout(lines, left).expect("wait").0;
         }
     }

@@ -1,0 +1,93 @@
+//! Continuous load for fault tests: a few clients sending GETs in a loop
+//! until stopped, tallying what came back.
+
+use super::client::{client, get};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// What the load saw.
+#[derive(Debug, Default)]
+pub struct LoadResult {
+    /// 2xx responses.
+    pub ok: usize,
+    /// Everything else, described.
+    pub failed: Vec<String>,
+    /// 2xx responses by `x-backend`.
+    pub by_backend: HashMap<String, usize>,
+}
+
+impl LoadResult {
+    /// Requests sent.
+    pub fn total(&self) -> usize {
+        self.ok + self.failed.len()
+    }
+
+    fn merge(&mut self, other: LoadResult) {
+        self.ok += other.ok;
+        self.failed.extend(other.failed);
+        for (k, v) in other.by_backend {
+            *self.by_backend.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Load in progress.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<LoadResult>>,
+}
+
+impl Load {
+    /// Start `workers` clients sending GETs to `url` with `headers`.
+    pub fn start(url: &str, workers: usize, headers: &[(&str, &str)]) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let tasks = (0..workers)
+            .map(|_| {
+                let (stop, url, headers) = (stop.clone(), url.to_string(), headers.clone());
+                tokio::spawn(async move {
+                    let cl = client();
+                    let h: Vec<(&str, &str)> = headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    let mut r = LoadResult::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        match get(&cl, &url, &h).await {
+                            Ok(reply) if (200..300).contains(&reply.status) => {
+                                r.ok += 1;
+                                let b = reply.header("x-backend").unwrap_or("-").to_string();
+                                *r.by_backend.entry(b).or_default() += 1;
+                            }
+                            Ok(reply) => r.failed.push(format!(
+                                "status {} {}",
+                                reply.status,
+                                reply.body.trim()
+                            )),
+                            Err(e) => r.failed.push(format!("error {e}")),
+                        }
+                    }
+                    r
+                })
+            })
+            .collect();
+        Load { stop, tasks }
+    }
+
+    /// Stop and collect.
+    pub async fn finish(self) -> LoadResult {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = LoadResult::default();
+        for t in self.tasks {
+            if let Ok(r) = t.await {
+                all.merge(r);
+            }
+        }
+        all
+    }
+}
