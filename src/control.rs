@@ -7,13 +7,16 @@
 //! lock-free `ArcSwap` load. The mutex here guards the control plane's own
 //! bookkeeping and is never taken by a request.
 
-use crate::config::Config;
+use crate::access_log::AccessLog;
+use crate::config::{Config, RouteConfig};
+use crate::metrics::Metrics;
 use crate::snapshot::{self, BuildError, BuildInputs, Registry, Snapshot};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 /// Process lifecycle flags read by `/readyz` and the drain logic.
 #[derive(Debug, Default)]
@@ -42,12 +45,49 @@ impl Drop for InFlight {
     }
 }
 
+/// The outcome of the last reload attempt, for `/status`.
+#[derive(Debug, Clone)]
+pub struct ReloadOutcome {
+    /// When it was attempted.
+    pub at: SystemTime,
+    /// The error, if it failed.
+    pub error: Option<String>,
+}
+
+/// Runtime decisions about one route, kept across snapshots.
+#[derive(Debug, Clone, Default)]
+pub struct RouteControl {
+    /// An operator's split (weights per split entry), overriding the rest.
+    pub manual: Option<Vec<f64>>,
+}
+
+/// What is wrong with an operator's split.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SplitError {
+    /// No such route.
+    #[error("no route named {0:?}")]
+    UnknownRoute(String),
+    /// A pool that is not in the route's split.
+    #[error("pool {pool:?} is not in the split of route {route:?}")]
+    UnknownPool {
+        /// Route.
+        route: String,
+        /// Pool.
+        pool: String,
+    },
+    /// A negative, non-finite or all-zero set of weights.
+    #[error("weights must be 0 or more, and not all 0")]
+    BadWeights,
+}
+
 struct ControlState {
     config: Arc<Config>,
     resolved: HashMap<String, SocketAddr>,
-    /// Current weights per route (by index), per split entry.
-    weights: Vec<Vec<f64>>,
+    routes: HashMap<String, RouteControl>,
+    access_log: Option<Arc<AccessLog>>,
     generation: u64,
+    loaded_at: SystemTime,
+    last_reload: Option<ReloadOutcome>,
 }
 
 /// The control plane.
@@ -57,6 +97,8 @@ pub struct Control {
     state: Mutex<ControlState>,
     /// Readiness and drain state.
     pub lifecycle: Lifecycle,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
     /// The generation of the last published snapshot, for watchers.
     published: tokio::sync::watch::Sender<u64>,
 }
@@ -88,54 +130,75 @@ pub fn resolve_all(config: &Config) -> Result<HashMap<String, SocketAddr>, Build
     Ok(out)
 }
 
-fn configured_weights(config: &Config) -> Vec<Vec<f64>> {
-    config
-        .routes
-        .iter()
-        .map(|r| r.split.iter().map(|e| e.weight).collect())
-        .collect()
+/// The weights a route's split entries have now.
+fn route_weights(route: &RouteConfig, rc: Option<&RouteControl>) -> Vec<f64> {
+    if let Some(manual) = rc.and_then(|rc| rc.manual.as_ref()) {
+        return manual.clone();
+    }
+    route.split.iter().map(|e| e.weight).collect()
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Control {
     /// Build the first snapshot from `config`.
     pub fn new(config: Config) -> Result<Arc<Control>, BuildError> {
+        let metrics = Arc::new(Metrics::new());
         let config = Arc::new(config);
         let resolved = resolve_all(&config)?;
-        let weights = configured_weights(&config);
+        let access_log = AccessLog::open(&config.access_log, metrics.access_log_dropped.clone())
+            .map_err(|e| BuildError::Other(e.to_string()))?;
         let registry = Registry::default();
-        let snap = Self::build(&config, &resolved, &weights, 1, &registry)?;
+        let routes = HashMap::new();
+        let st = ControlState {
+            config,
+            resolved,
+            routes,
+            access_log,
+            generation: 1,
+            loaded_at: SystemTime::now(),
+            last_reload: None,
+        };
+        let snap = Self::build(&st, &registry, &metrics)?;
+        metrics.reloads.with_label_values(&["ok"]).inc();
+        metrics.last_reload_success.set(unix_seconds(st.loaded_at));
         Ok(Arc::new(Control {
             current: ArcSwap::from_pointee(snap),
             registry,
-            state: Mutex::new(ControlState {
-                config,
-                resolved,
-                weights,
-                generation: 1,
-            }),
+            state: Mutex::new(st),
             lifecycle: Lifecycle::default(),
+            metrics,
             published: tokio::sync::watch::Sender::new(1),
         }))
     }
 
     fn build(
-        config: &Arc<Config>,
-        resolved: &HashMap<String, SocketAddr>,
-        weights: &[Vec<f64>],
-        generation: u64,
+        st: &ControlState,
         registry: &Registry,
+        metrics: &Metrics,
     ) -> Result<Snapshot, BuildError> {
-        let settings = &config.proxy;
+        let settings = &st.config.proxy;
         let peers = |pool: &crate::config::PoolConfig, addr: &str, socket: SocketAddr| {
             crate::proxy::peer::build_peer(settings, pool, addr, socket)
         };
+        let weights: Vec<Vec<f64>> = st
+            .config
+            .routes
+            .iter()
+            .map(|r| route_weights(r, st.routes.get(&r.name)))
+            .collect();
         snapshot::build(
-            config.clone(),
+            st.config.clone(),
             &BuildInputs {
-                resolved,
-                weights,
+                resolved: &st.resolved,
+                weights: &weights,
                 peers: &peers,
-                generation,
+                metrics,
+                access_log: st.access_log.clone(),
+                generation: st.generation,
             },
             registry,
         )
@@ -143,6 +206,15 @@ impl Control {
 
     fn lock(&self) -> MutexGuard<'_, ControlState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Build from `st`, publish, and tell watchers.
+    fn publish(&self, st: &mut ControlState) -> Result<(), BuildError> {
+        st.generation += 1;
+        let snap = Self::build(st, &self.registry, &self.metrics)?;
+        self.current.store(Arc::new(snap));
+        self.published.send_replace(st.generation);
+        Ok(())
     }
 
     /// The current snapshot: the one load a request makes.
@@ -156,6 +228,12 @@ impl Control {
         self.lock().config.clone()
     }
 
+    /// When the current config was loaded, and the last reload's outcome.
+    pub fn load_info(&self) -> (SystemTime, Option<ReloadOutcome>) {
+        let st = self.lock();
+        (st.loaded_at, st.last_reload.clone())
+    }
+
     /// Start counting a request as in flight.
     pub fn begin_request(self: &Arc<Self>) -> InFlight {
         self.lifecycle.in_flight.fetch_add(1, Ordering::Acquire);
@@ -167,36 +245,93 @@ impl Control {
     pub fn apply_config(&self, config: Config) -> Result<(), BuildError> {
         let config = Arc::new(config);
         let resolved = resolve_all(&config)?;
-        let weights = configured_weights(&config);
         let mut st = self.lock();
-        let generation = st.generation + 1;
-        let snap = Self::build(&config, &resolved, &weights, generation, &self.registry)?;
-        self.current.store(Arc::new(snap));
-        self.registry.prune(&config);
-        *st = ControlState {
-            config,
-            resolved,
-            weights,
-            generation,
+        let access_log = match &st.access_log {
+            Some(log) if log.target == config.access_log => Some(log.clone()),
+            None if config.access_log == crate::config::AccessLogTarget::Off => None,
+            _ => AccessLog::open(&config.access_log, self.metrics.access_log_dropped.clone())
+                .map_err(|e| BuildError::Other(e.to_string()))?,
         };
-        self.published.send_replace(generation);
+        let mut next = ControlState {
+            config: config.clone(),
+            resolved,
+            routes: st.routes.clone(),
+            access_log,
+            generation: st.generation,
+            loaded_at: SystemTime::now(),
+            last_reload: st.last_reload.clone(),
+        };
+        next.routes
+            .retain(|name, _| config.routes.iter().any(|r| &r.name == name));
+        self.publish(&mut next)?;
+        self.registry.prune(&config);
+        *st = next;
         Ok(())
     }
 
-    /// Rebuild and publish from the current state (after a runtime decision).
-    pub fn republish(&self) -> Result<(), BuildError> {
+    /// Record the outcome of a reload attempt (metrics and `/status`).
+    pub fn record_reload(&self, error: Option<String>) {
+        let now = SystemTime::now();
+        let result = if error.is_some() { "error" } else { "ok" };
+        self.metrics.reloads.with_label_values(&[result]).inc();
+        if error.is_none() {
+            self.metrics.last_reload_success.set(unix_seconds(now));
+        }
+        self.lock().last_reload = Some(ReloadOutcome { at: now, error });
+    }
+
+    /// Set an operator's split for a route: `weights` by pool name; pools of
+    /// the split left out get 0.
+    pub fn set_split(
+        &self,
+        route: &str,
+        weights: &HashMap<String, f64>,
+    ) -> Result<Vec<(String, f64)>, SplitError> {
         let mut st = self.lock();
-        st.generation += 1;
-        let snap = Self::build(
-            &st.config,
-            &st.resolved,
-            &st.weights,
-            st.generation,
-            &self.registry,
-        )?;
-        self.current.store(Arc::new(snap));
-        self.published.send_replace(st.generation);
-        Ok(())
+        let cfg = st.config.clone();
+        let r = cfg
+            .routes
+            .iter()
+            .find(|r| r.name == route)
+            .ok_or_else(|| SplitError::UnknownRoute(route.to_string()))?;
+        for pool in weights.keys() {
+            if !r.split.iter().any(|e| &cfg.pools[e.pool].name == pool) {
+                return Err(SplitError::UnknownPool {
+                    route: route.to_string(),
+                    pool: pool.clone(),
+                });
+            }
+        }
+        let w: Vec<f64> = r
+            .split
+            .iter()
+            .map(|e| weights.get(&cfg.pools[e.pool].name).copied().unwrap_or(0.0))
+            .collect();
+        if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().all(|x| *x == 0.0) {
+            return Err(SplitError::BadWeights);
+        }
+        st.routes.entry(route.to_string()).or_default().manual = Some(w.clone());
+        if let Err(e) = self.publish(&mut st) {
+            tracing::error!("cannot publish the new split: {e}");
+        }
+        tracing::info!(route, ?weights, "split set by operator");
+        Ok(r.split
+            .iter()
+            .zip(w)
+            .map(|(e, w)| (cfg.pools[e.pool].name.clone(), w))
+            .collect())
+    }
+
+    /// The runtime decisions about a route.
+    pub fn route_control(&self, route: &str) -> Option<RouteControl> {
+        self.lock().routes.get(route).cloned()
+    }
+
+    /// Flush the access log (before exiting).
+    pub fn flush_logs(&self) {
+        if let Some(log) = self.lock().access_log.clone() {
+            log.flush();
+        }
     }
 
     /// Watch snapshot publications (the value is the generation).

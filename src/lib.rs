@@ -12,6 +12,8 @@
 //! - [`app`]: wiring it all into a Pingora server; signals and shutdown.
 //! - [`tls`]: loading and checking certificates and keys.
 
+pub mod access_log;
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod clock;
@@ -20,7 +22,9 @@ pub mod conn;
 pub mod control;
 pub mod demo;
 pub mod health;
+pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod route;
 pub mod snapshot;
 pub mod split;

@@ -10,8 +10,10 @@
 //! `Arc`s shared across snapshots, keyed by what it describes, in the
 //! [`Registry`].
 
+use crate::access_log::AccessLog;
 use crate::config::{Config, HealthCheck, Outlier, PoolConfig, RouteMatch, Sticky};
 use crate::health::BackendState;
+use crate::metrics::{Metrics, RoutePoolMetrics};
 use crate::split;
 use http::HeaderName;
 use pingora::upstreams::peer::HttpPeer;
@@ -30,6 +32,8 @@ pub struct Snapshot {
     pub routes: Vec<RouteRt>,
     /// Pools, indexed like `config.pools`.
     pub pools: Vec<PoolRt>,
+    /// Where access log lines go, if anywhere.
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 /// A route, ready to split requests.
@@ -52,6 +56,8 @@ pub struct RouteRt {
     pub seq: Arc<AtomicU64>,
     /// Counters, shared across snapshots.
     pub stats: Arc<RouteStats>,
+    /// Request metrics per slot (same order as `slots`).
+    pub metrics: Vec<Arc<RoutePoolMetrics>>,
 }
 
 /// Per-route counters.
@@ -182,6 +188,9 @@ pub enum BuildError {
         /// What went wrong.
         reason: String,
     },
+    /// Anything else (an access log file that cannot be opened, …).
+    #[error("{0}")]
+    Other(String),
 }
 
 /// Live state that outlives snapshots, keyed by what it describes.
@@ -249,6 +258,10 @@ pub struct BuildInputs<'a> {
     pub weights: &'a [Vec<f64>],
     /// The upstream peers of each pool, built by `proxy::peer`.
     pub peers: &'a dyn Fn(&PoolConfig, &str, SocketAddr) -> Result<HttpPeer, BuildError>,
+    /// Metric handles are resolved here.
+    pub metrics: &'a Metrics,
+    /// The access log to use.
+    pub access_log: Option<Arc<AccessLog>>,
     /// Snapshot generation.
     pub generation: u64,
 }
@@ -321,7 +334,16 @@ pub fn build(
             });
             buckets.push(0);
         }
+        let metrics = slots
+            .iter()
+            .map(|s| {
+                inputs
+                    .metrics
+                    .route_pool(&r.name, &config.pools[s.pool].name)
+            })
+            .collect();
         routes.push(RouteRt {
+            metrics,
             name: r.name.as_str().into(),
             matcher: r.matcher.clone(),
             slots,
@@ -337,5 +359,6 @@ pub fn build(
         generation: inputs.generation,
         routes,
         pools,
+        access_log: inputs.access_log.clone(),
     })
 }

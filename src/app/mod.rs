@@ -9,12 +9,16 @@ pub mod edge;
 pub mod listeners;
 pub mod signals;
 
+use crate::admin::server::AdminServer;
+use crate::admin::AdminApi;
 use crate::config::Config;
 use crate::control::Control;
 use crate::proxy::CutoverProxy;
+use crate::reload::Reloader;
 use crate::snapshot::BuildError;
 use async_trait::async_trait;
 use listeners::{prebind, Prebound, WithPrebound};
+use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignalWatch, ShutdownWatch};
@@ -24,6 +28,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use tokio::sync::mpsc;
 use tracing::info;
 
 /// Why the proxy could not start.
@@ -46,6 +51,8 @@ pub enum AppError {
 /// How to start.
 #[derive(Debug, Clone, Default)]
 pub struct AppOptions {
+    /// The config came from its file (`config.path`), which can be reloaded.
+    pub config_file: bool,
     /// Take the listeners over from a running process (graceful upgrade).
     pub upgrade: bool,
     /// The Unix socket the old and new process meet on during an upgrade.
@@ -65,18 +72,41 @@ pub fn default_upgrade_sock(config_path: &std::path::Path) -> PathBuf {
 pub struct App {
     server: Server,
     control: Arc<Control>,
+    reload_tx: mpsc::UnboundedSender<()>,
     /// The proxy's plain HTTP listeners, with their real ports.
     pub proxy_addrs: Vec<SocketAddr>,
+    /// The admin listener, with its real port.
+    pub admin_addr: SocketAddr,
 }
 
+/// Background work: health checks and reloads.
 struct ControlPlane {
     control: Arc<Control>,
+    reloader: Option<Arc<Reloader>>,
+    reload_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<()>>>,
 }
 
 #[async_trait]
 impl BackgroundService for ControlPlane {
     async fn start(&self, shutdown: ShutdownWatch) {
-        crate::health::checker::run(self.control.clone(), shutdown).await;
+        let health = tokio::spawn(crate::health::checker::run(
+            self.control.clone(),
+            shutdown.clone(),
+        ));
+        let rx = self.reload_rx.lock().ok().and_then(|mut r| r.take());
+        if let (Some(reloader), Some(mut rx)) = (self.reloader.clone(), rx) {
+            let mut shutdown = shutdown;
+            loop {
+                tokio::select! {
+                    trigger = rx.recv() => match trigger {
+                        Some(()) => { let _ = reloader.reload().await; }
+                        None => break,
+                    },
+                    _ = shutdown.changed() => if *shutdown.borrow() { break },
+                }
+            }
+        }
+        let _ = health.await;
     }
 }
 
@@ -125,6 +155,8 @@ impl App {
                 .collect()
         };
         let proxy_bound = bind(&cfg.proxy.listen)?;
+        let admin_bound = bind(&[cfg.admin.listen])?;
+        let admin_addr = admin_bound.first().map_or(cfg.admin.listen, |p| p.local);
         let proxy_addrs: Vec<SocketAddr> = if opts.upgrade {
             cfg.proxy.listen.clone()
         } else {
@@ -146,26 +178,51 @@ impl App {
             service.add_tcp(&addr.to_string());
         }
         server.add_service(WithPrebound::new(service, proxy_bound));
+
+        let reloader = opts.config_file.then(|| Reloader::new(control.clone()));
+        let api = Arc::new(AdminApi::new(control.clone(), reloader.clone()));
+        let mut admin = Service::new(
+            "cutover admin".into(),
+            HttpServer::new_app(AdminServer::new(api)),
+        );
+        admin.threads = Some(1);
+        admin.add_tcp(&admin_addr.to_string());
+        server.add_service(WithPrebound::new(admin, admin_bound));
+
+        let (reload_tx, reload_rx) = mpsc::unbounded_channel();
         server.add_service(background_service(
             "control plane",
             ControlPlane {
                 control: control.clone(),
+                reloader,
+                reload_rx: std::sync::Mutex::new(Some(reload_rx)),
             },
         ));
 
         for addr in &proxy_addrs {
             info!(kind = "proxy", %addr, "listening");
         }
+        info!(kind = "admin", addr = %admin_addr, "listening");
         Ok(App {
             server,
             control,
+            reload_tx,
             proxy_addrs,
+            admin_addr,
         })
     }
 
     /// The control plane (for the demo and embedding).
     pub fn control(&self) -> Arc<Control> {
         self.control.clone()
+    }
+
+    /// A function that asks for a reload of the config file (for SIGHUP).
+    pub fn reload_trigger(&self) -> signals::OnReload {
+        let tx = self.reload_tx.clone();
+        Arc::new(move || {
+            let _ = tx.send(());
+        })
     }
 
     /// Watch Pingora's execution phases.

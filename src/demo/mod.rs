@@ -34,6 +34,9 @@ fn demo_config(onprem: &[SocketAddr], cloud: &[SocketAddr]) -> String {
 [proxy]
 listen = ["127.0.0.1:0"]
 threads = 1
+
+[admin]
+listen = "127.0.0.1:0"
 connect_timeout = "500ms"
 read_timeout = "5s"
 

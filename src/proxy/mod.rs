@@ -296,5 +296,51 @@ impl ProxyHttp for CutoverProxy {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         ctx.end_attempt();
         crate::conn::mark_await_head(session);
+        let Some(snap) = ctx.snap.clone() else {
+            return;
+        };
+        // 499, as nginx logs it: the client went away before an answer.
+        let status = match session.response_written() {
+            Some(r) => r.status.as_u16(),
+            None => ctx.proxy_status.filter(|s| *s > 0).unwrap_or(499),
+        };
+        let elapsed = ctx.started.elapsed();
+        let pool = ctx.served_pool.or(ctx.pool);
+        match (ctx.route, pool) {
+            (Some(ri), Some(p)) => {
+                let route = &snap.routes[ri];
+                if let Some(i) = route.slots.iter().position(|s| s.pool == p) {
+                    route.metrics[i].observe(status, elapsed.as_secs_f64());
+                }
+            }
+            (None, _) => self.control.metrics.unmatched.inc(),
+            _ => {}
+        }
+        if let Some(log) = &snap.access_log {
+            let req = session.req_header();
+            let backend = ctx
+                .tried
+                .last()
+                .map(|(p, b)| &*snap.pools[p].backends[b].addr)
+                .unwrap_or("");
+            let line = crate::access_log::format(
+                &crate::access_log::Entry {
+                    client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+                    method: req.method.as_str(),
+                    host: headers::request_host(req).unwrap_or(""),
+                    path: req.uri.path_and_query().map_or("", |p| p.as_str()),
+                    status,
+                    route: ctx.route.map_or("", |r| &*snap.routes[r].name),
+                    pool: pool.map_or("", |p| &*snap.pools[p].name),
+                    backend,
+                    attempts: ctx.attempts(),
+                    upstream_ms: ctx.upstream_ms,
+                    total_ms: elapsed.as_secs_f64() * 1000.0,
+                    bytes: session.as_downstream().body_bytes_sent(),
+                },
+                std::time::SystemTime::now(),
+            );
+            log.log(line);
+        }
     }
 }

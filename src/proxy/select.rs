@@ -38,6 +38,12 @@ impl Tried {
         }
     }
 
+    /// The last one tried.
+    pub fn last(&self) -> Option<(usize, usize)> {
+        let (p, b) = *self.items[..self.len as usize].last()?;
+        Some((p as usize, b as usize))
+    }
+
     /// How many were tried.
     pub fn len(&self) -> usize {
         self.len as usize

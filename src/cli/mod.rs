@@ -4,6 +4,8 @@
 //! clap). Errors are printed as one line an operator can act on, never as a
 //! panic or a debug dump.
 
+mod status;
+
 use crate::app::signals::{exit_when_drained, UnixSignals};
 use crate::app::{App, AppOptions};
 use crate::config::{self, Config};
@@ -53,6 +55,15 @@ pub enum Command {
         #[arg(long)]
         plain: bool,
     },
+    /// Show a running proxy's routes, splits, shifts, pools and backends.
+    Status {
+        /// The admin endpoint.
+        #[arg(long, default_value = "http://127.0.0.1:9901")]
+        admin: String,
+        /// Bearer token for the admin endpoint.
+        #[arg(long, env = "CUTOVER_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
 }
 
 fn init_logging() {
@@ -79,12 +90,37 @@ pub fn main(cli: Cli) -> i32 {
             run(
                 &config,
                 AppOptions {
+                    config_file: true,
                     upgrade,
                     upgrade_sock,
                 },
             )
         }
         Command::Demo { duration, plain } => crate::demo::run(duration, plain),
+        Command::Status { admin, token } => status_command(&admin, token.as_deref()),
+    }
+}
+
+fn status_command(admin: &str, token: Option<&str>) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cutover status: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(status::fetch(admin, token)) {
+        Ok(v) => {
+            print!("{}", status::render(&v));
+            0
+        }
+        Err(e) => {
+            eprintln!("cutover status: {e}");
+            1
+        }
     }
 }
 
@@ -118,7 +154,15 @@ fn run(path: &std::path::Path, opts: AppOptions) -> i32 {
         }
     };
     let control = app.control();
-    exit_when_drained(control.clone(), app.phases(), grace, Arc::new(|| {}));
-    app.run(Box::new(UnixSignals::new(control, None)));
+    let flush = control.clone();
+    exit_when_drained(
+        control.clone(),
+        app.phases(),
+        grace,
+        Arc::new(move || flush.flush_logs()),
+    );
+    let reload = app.reload_trigger();
+    app.run(Box::new(UnixSignals::new(control.clone(), Some(reload))));
+    control.flush_logs();
     0
 }

@@ -1,0 +1,299 @@
+//! The admin HTTP API: plain functions of (state, request), testable without
+//! sockets; `server.rs` is the thin Pingora adapter around them.
+//!
+//! Endpoints (JSON unless noted):
+//!
+//! | method, path | answer |
+//! |---|---|
+//! | GET `/healthz` | `{"status":"healthy"}` while the process serves |
+//! | GET `/readyz` | 200 once ready, 503 before and while draining |
+//! | GET `/services` | one entry per backend: name, pool, addr, status, weight |
+//! | GET `/status` | config, routes (splits, shift), pools and backends |
+//! | GET `/metrics` | Prometheus text format |
+//! | POST `/reload` | reload the config file: 200 with the summary, or 422 |
+//! | POST `/routes/{route}/shift/{pause,resume,advance,rollback}` | control a shift |
+//! | PUT `/routes/{route}/split` | set a split by hand (pauses the shift) |
+//! | POST `/pools/{pool}/backends/{addr}/{drain,undrain}` | take a backend out / back |
+//!
+//! With a token configured, everything but `/healthz` and `/readyz` needs
+//! `Authorization: Bearer <token>` (401 otherwise; compared in constant
+//! time, never logged). Mutations take POST or PUT; a GET gets 405.
+
+pub mod server;
+mod status;
+
+use crate::control::{Control, SplitError};
+use crate::reload::Reloader;
+use bytes::Bytes;
+use http::Method;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A request to the admin API.
+#[derive(Debug, Clone)]
+pub struct AdminRequest {
+    /// Method.
+    pub method: Method,
+    /// Path (no query).
+    pub path: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+    /// The body.
+    pub body: Bytes,
+}
+
+/// The admin API's answer.
+#[derive(Debug, Clone)]
+pub struct AdminResponse {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// Extra headers.
+    pub headers: Vec<(&'static str, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl AdminResponse {
+    fn json(status: u16, value: Value) -> AdminResponse {
+        let mut body = serde_json::to_vec_pretty(&value).unwrap_or_default();
+        body.push(b'\n');
+        AdminResponse {
+            status,
+            content_type: "application/json",
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    fn error(status: u16, message: impl std::fmt::Display) -> AdminResponse {
+        AdminResponse::json(status, json!({ "error": message.to_string() }))
+    }
+
+    /// The body as JSON (for tests and `cutover status`).
+    pub fn json_body(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// Compare secrets without an early exit on the first differing byte.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The admin API over a running proxy.
+pub struct AdminApi {
+    control: Arc<Control>,
+    reloader: Option<Arc<Reloader>>,
+}
+
+enum Need {
+    Read,
+    Mutate,
+}
+
+impl AdminApi {
+    /// An API for `control`; `reloader` serves `POST /reload`.
+    pub fn new(control: Arc<Control>, reloader: Option<Arc<Reloader>>) -> AdminApi {
+        AdminApi { control, reloader }
+    }
+
+    fn authorized(&self, req: &AdminRequest) -> bool {
+        let config = self.control.config();
+        let Some(token) = &config.admin.token else {
+            return true;
+        };
+        let presented = req
+            .authorization
+            .as_deref()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .unwrap_or("");
+        constant_time_eq(presented.as_bytes(), token.0.as_bytes())
+    }
+
+    /// Answer one request.
+    pub async fn handle(&self, req: AdminRequest) -> AdminResponse {
+        let segments: Vec<String> = req
+            .path
+            .trim_matches('/')
+            .split('/')
+            .map(percent_decode)
+            .collect();
+        let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let open = matches!(seg.as_slice(), ["healthz"] | ["readyz"]);
+        if !open && !self.authorized(&req) {
+            let mut r = AdminResponse::error(401, "missing or wrong bearer token");
+            r.headers.push(("www-authenticate", "Bearer".to_string()));
+            return r;
+        }
+        let need = match seg.as_slice() {
+            ["healthz"] | ["readyz"] | ["services"] | ["status"] | ["metrics"] => Need::Read,
+            ["reload"]
+            | ["routes", _, "shift", "pause" | "resume" | "advance" | "rollback"]
+            | ["routes", _, "split"]
+            | ["pools", _, "backends", _, "drain" | "undrain"] => Need::Mutate,
+            _ => return AdminResponse::error(404, format!("no admin endpoint {}", req.path)),
+        };
+        match (need, &req.method) {
+            (Need::Read, &Method::GET | &Method::HEAD) => {}
+            (Need::Mutate, &Method::POST | &Method::PUT) => {}
+            (need, _) => {
+                let allow = match need {
+                    Need::Read => "GET, HEAD",
+                    Need::Mutate => "POST, PUT",
+                };
+                let mut r = AdminResponse::error(405, format!("use {allow} on {}", req.path));
+                r.headers.push(("allow", allow.to_string()));
+                return r;
+            }
+        }
+        match seg.as_slice() {
+            ["healthz"] => AdminResponse::json(200, json!({ "status": "healthy" })),
+            ["readyz"] => self.readyz(),
+            ["services"] => AdminResponse::json(200, status::services(&self.control)),
+            ["status"] => {
+                AdminResponse::json(200, status::status(&self.control, self.reloader.as_deref()))
+            }
+            ["metrics"] => AdminResponse {
+                status: 200,
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                headers: Vec::new(),
+                body: self
+                    .control
+                    .metrics
+                    .render(&self.control.snapshot(), Vec::new())
+                    .into_bytes(),
+            },
+            ["reload"] => self.reload().await,
+            ["routes", route, "shift", action] => self.shift(route, action),
+            ["routes", route, "split"] => self.split(route, &req.body),
+            ["pools", pool, "backends", addr, action] => self.drain(pool, addr, *action == "drain"),
+            _ => AdminResponse::error(404, format!("no admin endpoint {}", req.path)),
+        }
+    }
+
+    fn readyz(&self) -> AdminResponse {
+        let l = &self.control.lifecycle;
+        if l.is_ready() {
+            AdminResponse::json(200, json!({ "status": "ready" }))
+        } else if l.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            AdminResponse::json(503, json!({ "status": "draining" }))
+        } else {
+            AdminResponse::json(503, json!({ "status": "starting" }))
+        }
+    }
+
+    async fn reload(&self) -> AdminResponse {
+        let Some(reloader) = &self.reloader else {
+            return AdminResponse::error(409, "this proxy was not started from a config file");
+        };
+        match reloader.reload().await {
+            Ok(summary) => AdminResponse::json(
+                200,
+                json!({
+                    "result": "ok",
+                    "hash": self.control.config().hash,
+                    "pending_restart": reloader.pending_restart(),
+                    "summary": summary,
+                }),
+            ),
+            Err(e) => {
+                AdminResponse::json(422, json!({ "result": "error", "error": e.to_string() }))
+            }
+        }
+    }
+
+    fn shift(&self, route: &str, action: &str) -> AdminResponse {
+        let config = self.control.config();
+        let Some(r) = config.routes.iter().find(|r| r.name == route) else {
+            return AdminResponse::error(404, format!("no route named {route:?}"));
+        };
+        if r.shift.is_none() {
+            return AdminResponse::error(409, format!("route {route:?} has no shift to {action}"));
+        }
+        AdminResponse::error(
+            409,
+            format!("cannot {action} the shift of route {route:?} yet"),
+        )
+    }
+
+    fn split(&self, route: &str, body: &[u8]) -> AdminResponse {
+        let weights: HashMap<String, f64> = match serde_json::from_slice(body) {
+            Ok(w) => w,
+            Err(e) => {
+                return AdminResponse::error(
+                    422,
+                    format!("body must be a JSON object of pool weights like {{\"onprem\":70,\"cloud\":30}}: {e}"),
+                )
+            }
+        };
+        match self.control.set_split(route, &weights) {
+            Ok(split) => {
+                let split: serde_json::Map<String, Value> =
+                    split.into_iter().map(|(p, w)| (p, json!(w))).collect();
+                AdminResponse::json(
+                    200,
+                    json!({ "route": route, "split": split, "manual": true }),
+                )
+            }
+            Err(e @ SplitError::UnknownRoute(_)) => AdminResponse::error(404, e),
+            Err(e) => AdminResponse::error(422, e),
+        }
+    }
+
+    fn drain(&self, pool: &str, addr: &str, on: bool) -> AdminResponse {
+        let snap = self.control.snapshot();
+        let Some(p) = snap.pools.iter().find(|p| &*p.name == pool) else {
+            return AdminResponse::error(404, format!("no pool named {pool:?}"));
+        };
+        let Some(b) = p.backends.iter().find(|b| &*b.addr == addr) else {
+            return AdminResponse::error(404, format!("pool {pool:?} has no backend {addr:?}"));
+        };
+        b.state.set_draining(on);
+        tracing::info!(
+            pool,
+            backend = addr,
+            draining = on,
+            "backend drain changed by operator"
+        );
+        AdminResponse::json(
+            200,
+            json!({
+                "pool": pool,
+                "addr": addr,
+                "status": b.state.status(crate::clock::now_ms()).as_str(),
+            }),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,325 @@
+//! Prometheus metrics.
+//!
+//! Two kinds:
+//! * Recorded on the request path, with the `prometheus` crate: requests by
+//!   route, pool and status code, and the latency histogram. Handles are
+//!   resolved when a snapshot is built ([`RoutePoolMetrics`]), so recording
+//!   a request is a few atomic adds — no lock, no label strings.
+//! * Read from live state when scraped ([`live_families`]): backend health,
+//!   failures by kind, retries, effective shares, shift state. These already
+//!   live in atomics for the proxy's own use, so the request path pays
+//!   nothing extra for them.
+
+use crate::clock::now_ms;
+use crate::health::FailureKind;
+use crate::snapshot::Snapshot;
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
+};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Latency buckets, 1 ms to 10 s.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// The process's metrics registry and the metrics recorded into it.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    /// Requests no route matched.
+    pub unmatched: IntCounter,
+    /// `cutover_config_reloads_total{result}`.
+    pub reloads: IntCounterVec,
+    /// `cutover_config_last_reload_success_timestamp_seconds`.
+    pub last_reload_success: prometheus::Gauge,
+    /// `cutover_shift_transitions_total{route,to_state}`.
+    pub shift_transitions: IntCounterVec,
+    /// Access log lines dropped because the writer fell behind.
+    pub access_log_dropped: IntCounter,
+    route_pools: Mutex<HashMap<(String, String), Arc<RoutePoolMetrics>>>,
+}
+
+/// Pre-resolved handles for one route and pool.
+pub struct RoutePoolMetrics {
+    route: String,
+    pool: String,
+    requests: IntCounterVec,
+    /// Latency of requests served by this pool.
+    pub duration: Histogram,
+    /// Counters by status code (100–599), created on first use.
+    codes: Box<[OnceLock<IntCounter>]>,
+}
+
+impl RoutePoolMetrics {
+    /// Record one finished request.
+    #[inline]
+    pub fn observe(&self, status: u16, seconds: f64) {
+        self.duration.observe(seconds);
+        let i = usize::from(status.clamp(100, 599) - 100);
+        self.codes[i]
+            .get_or_init(|| {
+                self.requests.with_label_values(&[
+                    &self.route,
+                    &self.pool,
+                    &status.clamp(100, 599).to_string(),
+                ])
+            })
+            .inc();
+    }
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition")
+    // ok: constant
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = counter_vec(
+            "cutover_requests_total",
+            "Requests proxied, by route, pool and status code.",
+            &["route", "pool", "code"],
+        );
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "cutover_request_duration_seconds",
+                "Time from request head to the end of the response, by route and pool.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "pool"],
+        )
+        .expect("static metric definition"); // ok: constant
+        let unmatched = IntCounter::new(
+            "cutover_unmatched_requests_total",
+            "Requests no route matched (answered 404).",
+        )
+        .expect("static metric definition"); // ok: constant
+        let reloads = counter_vec(
+            "cutover_config_reloads_total",
+            "Config reloads, by result (ok or error).",
+            &["result"],
+        );
+        let last_reload_success = prometheus::Gauge::new(
+            "cutover_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config load.",
+        )
+        .expect("static metric definition"); // ok: constant
+        let shift_transitions = counter_vec(
+            "cutover_shift_transitions_total",
+            "Shift state transitions, by route and the state entered.",
+            &["route", "to_state"],
+        );
+        let access_log_dropped = IntCounter::new(
+            "cutover_access_log_dropped_total",
+            "Access log lines dropped because the writer fell behind.",
+        )
+        .expect("static metric definition"); // ok: constant
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(duration.clone()),
+            Box::new(unmatched.clone()),
+            Box::new(reloads.clone()),
+            Box::new(last_reload_success.clone()),
+            Box::new(shift_transitions.clone()),
+            Box::new(access_log_dropped.clone()),
+        ] {
+            // Names are distinct constants: registration cannot fail.
+            let _ = registry.register(c);
+        }
+        Metrics {
+            registry,
+            requests,
+            duration,
+            unmatched,
+            reloads,
+            last_reload_success,
+            shift_transitions,
+            access_log_dropped,
+            route_pools: Mutex::default(),
+        }
+    }
+
+    /// The handles for `route` and `pool` (shared across snapshots).
+    pub fn route_pool(&self, route: &str, pool: &str) -> Arc<RoutePoolMetrics> {
+        let mut map = self.route_pools.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry((route.to_string(), pool.to_string()))
+            .or_insert_with(|| {
+                Arc::new(RoutePoolMetrics {
+                    route: route.to_string(),
+                    pool: pool.to_string(),
+                    requests: self.requests.clone(),
+                    duration: self.duration.with_label_values(&[route, pool]),
+                    codes: (0..500).map(|_| OnceLock::new()).collect(),
+                })
+            })
+            .clone()
+    }
+
+    /// Render everything in the Prometheus text format.
+    pub fn render(&self, snap: &Snapshot, extra: Vec<MetricFamily>) -> String {
+        let mut families = self.registry.gather();
+        families.extend(live_families(snap));
+        families.extend(extra);
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed families.
+        let _ = TextEncoder::new().encode(&families, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+fn label(name: &str, value: &str) -> LabelPair {
+    let mut l = LabelPair::default();
+    l.set_name(name.to_string());
+    l.set_value(value.to_string());
+    l
+}
+
+/// Build a family of counters or gauges from `(labels, value)` samples.
+pub fn family(
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    samples: Vec<(Vec<(&str, &str)>, f64)>,
+) -> MetricFamily {
+    let mut f = MetricFamily::default();
+    f.set_name(name.to_string());
+    f.set_help(help.to_string());
+    f.set_field_type(kind);
+    let metrics = samples
+        .into_iter()
+        .map(|(labels, value)| {
+            let mut m = Metric::default();
+            m.set_label(labels.iter().map(|(k, v)| label(k, v)).collect());
+            if kind == MetricType::COUNTER {
+                let mut c = Counter::default();
+                c.set_value(value);
+                m.set_counter(c);
+            } else {
+                let mut g = Gauge::default();
+                g.set_value(value);
+                m.set_gauge(g);
+            }
+            m
+        })
+        .collect();
+    f.set_metric(metrics);
+    f
+}
+
+/// Metrics read from live state at scrape time.
+pub fn live_families(snap: &Snapshot) -> Vec<MetricFamily> {
+    let now = now_ms();
+    let mut failures = Vec::new();
+    let mut healthy = Vec::new();
+    let mut in_flight = Vec::new();
+    let mut attempts = Vec::new();
+    let mut ejections = Vec::new();
+    for pool in &snap.pools {
+        for b in &pool.backends {
+            let s = &b.state;
+            for kind in FailureKind::ALL {
+                failures.push((
+                    vec![
+                        ("pool", &*pool.name),
+                        ("backend", &*b.addr),
+                        ("kind", kind.as_str()),
+                    ],
+                    s.failures(kind) as f64,
+                ));
+            }
+            let up = if s.available(now) { 1.0 } else { 0.0 };
+            healthy.push((vec![("pool", &*pool.name), ("backend", &*b.addr)], up));
+            in_flight.push((
+                vec![("pool", &*pool.name), ("backend", &*b.addr)],
+                s.stats.in_flight.load(Relaxed).max(0) as f64,
+            ));
+            attempts.push((
+                vec![("pool", &*pool.name), ("backend", &*b.addr)],
+                s.stats.attempts.load(Relaxed) as f64,
+            ));
+            ejections.push((
+                vec![("pool", &*pool.name), ("backend", &*b.addr)],
+                s.stats.ejections_total.load(Relaxed) as f64,
+            ));
+        }
+    }
+    let mut retries = Vec::new();
+    let mut shares = Vec::new();
+    for route in &snap.routes {
+        retries.push((
+            vec![("route", &*route.name)],
+            route.stats.retries.load(Relaxed) as f64,
+        ));
+        for (slot, share) in route
+            .slots
+            .iter()
+            .zip(route.effective_shares(&snap.pools, now))
+        {
+            shares.push((
+                vec![
+                    ("route", &*route.name),
+                    ("pool", &*snap.pools[slot.pool].name),
+                ],
+                share,
+            ));
+        }
+    }
+    vec![
+        family(
+            "cutover_upstream_failures_total",
+            "Failed attempts on backends, by pool, backend and kind.",
+            MetricType::COUNTER,
+            failures,
+        ),
+        family(
+            "cutover_backend_healthy",
+            "1 when the backend takes new requests (healthy, not ejected, not drained).",
+            MetricType::GAUGE,
+            healthy,
+        ),
+        family(
+            "cutover_backend_in_flight",
+            "Attempts in progress on the backend.",
+            MetricType::GAUGE,
+            in_flight,
+        ),
+        family(
+            "cutover_upstream_attempts_total",
+            "Attempts sent to the backend.",
+            MetricType::COUNTER,
+            attempts,
+        ),
+        family(
+            "cutover_backend_ejections_total",
+            "Times the backend was ejected by passive checks.",
+            MetricType::COUNTER,
+            ejections,
+        ),
+        family(
+            "cutover_retries_total",
+            "Attempts beyond the first, by route.",
+            MetricType::COUNTER,
+            retries,
+        ),
+        family(
+            "cutover_route_share",
+            "Effective share of each pool of a route after failover (0 to 1).",
+            MetricType::GAUGE,
+            shares,
+        ),
+    ]
+}

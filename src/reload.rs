@@ -1,0 +1,141 @@
+//! Reloading the config file: parse and validate the whole file, build a
+//! complete snapshot, swap it in. An invalid or half-written file changes
+//! nothing; the error is logged, counted and shown in `/status`.
+//!
+//! Listener addresses and the thread count cannot change without a restart:
+//! a reload that changes them applies everything else, logs that a restart
+//! is needed and keeps serving on the old listeners.
+
+use crate::config::{summary, Config};
+use crate::control::Control;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tracing::{info, warn};
+
+/// Why a reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file is invalid (or unreadable).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The config is valid but could not be put into effect.
+    #[error("{0}")]
+    Build(#[from] crate::snapshot::BuildError),
+    /// The reload task failed.
+    #[error("reload failed: {0}")]
+    Internal(String),
+}
+
+/// What only a restart can change.
+#[derive(Debug, Clone, PartialEq)]
+struct Fixed {
+    listen: Vec<SocketAddr>,
+    tls_listen: Vec<SocketAddr>,
+    admin: SocketAddr,
+    threads: usize,
+}
+
+impl Fixed {
+    fn of(c: &Config) -> Fixed {
+        Fixed {
+            listen: c.proxy.listen.clone(),
+            tls_listen: c.proxy.tls.iter().map(|t| t.listen).collect(),
+            admin: c.admin.listen,
+            threads: c.proxy.threads,
+        }
+    }
+
+    fn differences(&self, new: &Fixed) -> Vec<String> {
+        let mut d = Vec::new();
+        if self.listen != new.listen {
+            d.push("proxy.listen".to_string());
+        }
+        if self.tls_listen != new.tls_listen {
+            d.push("proxy.tls listeners".to_string());
+        }
+        if self.admin != new.admin {
+            d.push("admin.listen".to_string());
+        }
+        if self.threads != new.threads {
+            d.push("proxy.threads".to_string());
+        }
+        d
+    }
+}
+
+/// Reloads one config file into a [`Control`].
+pub struct Reloader {
+    control: Arc<Control>,
+    path: PathBuf,
+    running: Fixed,
+    /// Settings changed in the file that wait for a restart.
+    pending_restart: Mutex<Vec<String>>,
+    serial: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    /// A reloader for the config `control` was started with.
+    pub fn new(control: Arc<Control>) -> Arc<Reloader> {
+        let config = control.config();
+        Arc::new(Reloader {
+            path: config.path.clone(),
+            running: Fixed::of(&config),
+            control,
+            pending_restart: Mutex::default(),
+            serial: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The config file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Settings that changed in the file but need a restart.
+    pub fn pending_restart(&self) -> Vec<String> {
+        self.pending_restart
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default()
+    }
+
+    /// Reload now; returns the new config's summary.
+    pub async fn reload(&self) -> Result<String, ReloadError> {
+        let _one_at_a_time = self.serial.lock().await;
+        let path = self.path.clone();
+        let control = self.control.clone();
+        // Reading, validating and resolving names block: keep them off the
+        // async threads.
+        let result = tokio::task::spawn_blocking(move || -> Result<Config, ReloadError> {
+            let config = Config::load(&path)?;
+            control.apply_config(config.clone())?;
+            Ok(config)
+        })
+        .await
+        .map_err(|e| ReloadError::Internal(e.to_string()))
+        .and_then(|r| r);
+        match result {
+            Ok(config) => {
+                let pending = self.running.differences(&Fixed::of(&config));
+                if !pending.is_empty() {
+                    warn!(
+                        settings = pending.join(", "),
+                        "changed settings need a restart; still serving on the old listeners"
+                    );
+                }
+                if let Ok(mut p) = self.pending_restart.lock() {
+                    *p = pending;
+                }
+                self.control.record_reload(None);
+                info!(hash = %config.hash, "config reloaded");
+                Ok(summary(&config))
+            }
+            Err(e) => {
+                warn!("config reload refused, the old config keeps serving: {e}");
+                self.control.record_reload(Some(e.to_string()));
+                Err(e)
+            }
+        }
+    }
+}
