@@ -16,6 +16,7 @@
 //! HTTP/2 connections are left alone (their streams are multiplexed).
 //! Outside the head phase a read is a plain pass-through.
 
+use crate::control::{Lifecycle, OpenConnection};
 use async_trait::async_trait;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::SslDigest;
@@ -98,11 +99,12 @@ pub struct GuardedStream {
     peeked: [u8; 24],
     peeked_len: u8,
     peeked_pos: u8,
+    _open: OpenConnection,
 }
 
 impl GuardedStream {
-    /// Guard `inner`, a new client connection.
-    pub fn new(inner: Stream, limits: HeadLimits) -> GuardedStream {
+    /// Guard `inner`, a new client connection, counted in `lifecycle`.
+    pub fn new(inner: Stream, limits: HeadLimits, lifecycle: &Arc<Lifecycle>) -> GuardedStream {
         let h2 = matches!(inner.selected_alpn_proto(), Some(ALPN::H2));
         GuardedStream {
             inner,
@@ -114,6 +116,7 @@ impl GuardedStream {
             peeked: [0; 24],
             peeked_len: 0,
             peeked_pos: 0,
+            _open: OpenConnection::new(lifecycle),
         }
     }
 

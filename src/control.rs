@@ -27,6 +27,26 @@ pub struct Lifecycle {
     pub draining: AtomicBool,
     /// Requests being proxied right now.
     pub in_flight: AtomicUsize,
+    /// Open client connections.
+    pub connections: AtomicUsize,
+}
+
+/// Counts a client connection as open for as long as it lives.
+#[derive(Debug)]
+pub struct OpenConnection(Arc<Lifecycle>);
+
+impl OpenConnection {
+    /// Count one more open connection.
+    pub fn new(lifecycle: &Arc<Lifecycle>) -> OpenConnection {
+        lifecycle.connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(lifecycle.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Release);
+    }
 }
 
 impl Lifecycle {
@@ -54,11 +74,36 @@ pub struct ReloadOutcome {
     pub error: Option<String>,
 }
 
-/// Runtime decisions about one route, kept across snapshots.
+/// Runtime decisions about one route, kept across snapshots, and across
+/// reloads as long as the route's split and shift stay as they were.
 #[derive(Debug, Clone, Default)]
 pub struct RouteControl {
+    /// The route definition these decisions were made for.
+    pub definition: String,
     /// An operator's split (weights per split entry), overriding the rest.
     pub manual: Option<Vec<f64>>,
+}
+
+/// What identifies a route's split and shift: runtime decisions about the
+/// route are kept across a reload only while this stays the same.
+pub fn route_definition(config: &Config, route: &RouteConfig) -> String {
+    let pool = |i: usize| config.pools[i].name.as_str();
+    let split: Vec<(&str, f64)> = route
+        .split
+        .iter()
+        .map(|e| (pool(e.pool), e.weight))
+        .collect();
+    let shift = route.shift.as_ref().map(|s| {
+        (
+            pool(s.to),
+            pool(s.from),
+            s.steps.clone(),
+            s.hold,
+            s.start_at,
+            s.gate.clone(),
+        )
+    });
+    format!("{split:?} {shift:?}")
 }
 
 /// What is wrong with an operator's split.
@@ -96,7 +141,7 @@ pub struct Control {
     registry: Registry,
     state: Mutex<ControlState>,
     /// Readiness and drain state.
-    pub lifecycle: Lifecycle,
+    pub lifecycle: Arc<Lifecycle>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
     /// The generation of the last published snapshot, for watchers.
@@ -169,7 +214,7 @@ impl Control {
             current: ArcSwap::from_pointee(snap),
             registry,
             state: Mutex::new(st),
-            lifecycle: Lifecycle::default(),
+            lifecycle: Arc::default(),
             metrics,
             published: tokio::sync::watch::Sender::new(1),
         }))
@@ -310,7 +355,10 @@ impl Control {
         if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().all(|x| *x == 0.0) {
             return Err(SplitError::BadWeights);
         }
-        st.routes.entry(route.to_string()).or_default().manual = Some(w.clone());
+        let definition = route_definition(&cfg, r);
+        let rc = st.routes.entry(route.to_string()).or_default();
+        rc.definition = definition;
+        rc.manual = Some(w.clone());
         if let Err(e) = self.publish(&mut st) {
             tracing::error!("cannot publish the new split: {e}");
         }

@@ -10,6 +10,10 @@ use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 
+/// How long idle keep-alive connections are left open after the listeners
+/// stop, so that a client's request in flight is not cut off.
+pub const CLOSE_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Pingora's proxy behind a connection guard.
 pub struct Edge {
     proxy: Arc<HttpProxy<CutoverProxy>>,
@@ -42,11 +46,17 @@ impl ServerApp for Edge {
                 max_bytes: p.max_header_bytes,
             }
         };
-        let guarded: Stream = Box::new(GuardedStream::new(stream, limits));
+        let guarded: Stream = Box::new(GuardedStream::new(stream, limits, &self.control.lifecycle));
         self.proxy.process_new(guarded, shutdown).await
     }
 
+    /// The listeners have stopped. Busy keep-alive connections close after
+    /// their next response (the proxy answers `Connection: close` while
+    /// draining); connections still idle after [`CLOSE_IDLE_AFTER`] are then
+    /// closed. Closing every idle connection at once, as Pingora does, races
+    /// with clients that are sending their next request at that moment.
     async fn cleanup(&self) {
+        tokio::time::sleep(CLOSE_IDLE_AFTER).await;
         self.proxy.cleanup().await
     }
 }

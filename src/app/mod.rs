@@ -84,6 +84,7 @@ struct ControlPlane {
     control: Arc<Control>,
     reloader: Option<Arc<Reloader>>,
     reload_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<()>>>,
+    file_watch: std::sync::Mutex<Option<crate::reload::watch::FileWatch>>,
 }
 
 #[async_trait]
@@ -93,6 +94,15 @@ impl BackgroundService for ControlPlane {
             self.control.clone(),
             shutdown.clone(),
         ));
+        let file_watch = self.file_watch.lock().ok().and_then(|mut w| w.take());
+        let watch = match (self.reloader.clone(), file_watch) {
+            (Some(r), Some(w)) => Some(tokio::spawn(crate::reload::watch::run(
+                r,
+                w,
+                shutdown.clone(),
+            ))),
+            _ => None,
+        };
         let rx = self.reload_rx.lock().ok().and_then(|mut r| r.take());
         if let (Some(reloader), Some(mut rx)) = (self.reloader.clone(), rx) {
             let mut shutdown = shutdown;
@@ -107,6 +117,9 @@ impl BackgroundService for ControlPlane {
             }
         }
         let _ = health.await;
+        if let Some(w) = watch {
+            let _ = w.await;
+        }
     }
 }
 
@@ -189,6 +202,18 @@ impl App {
         admin.add_tcp(&admin_addr.to_string());
         server.add_service(WithPrebound::new(admin, admin_bound));
 
+        let file_watch = match &reloader {
+            Some(r) => {
+                match crate::reload::watch::start(r.path()) {
+                    Ok(w) => Some(w),
+                    Err(e) => {
+                        tracing::warn!("cannot watch the config file ({e}); reload with SIGHUP or POST /reload");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();
         server.add_service(background_service(
             "control plane",
@@ -196,6 +221,7 @@ impl App {
                 control: control.clone(),
                 reloader,
                 reload_rx: std::sync::Mutex::new(Some(reload_rx)),
+                file_watch: std::sync::Mutex::new(file_watch),
             },
         ));
 

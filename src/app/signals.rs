@@ -9,7 +9,10 @@
 //!
 //! Pingora's own graceful shutdown sleeps for the whole grace period even
 //! when nothing is in flight. [`exit_when_drained`] ends the process as soon
-//! as the last in-flight request is done (or the grace period is over).
+//! as the last request is done and the last client connection closed (busy
+//! keep-alive connections close after their next response; idle ones shortly
+//! after the listeners stop, see `edge::CLOSE_IDLE_AFTER`), or when the grace
+//! period is over.
 
 use crate::control::Control;
 use async_trait::async_trait;
@@ -49,6 +52,7 @@ impl ShutdownSignalWatch for UnixSignals {
             warn!("cannot install signal handlers; shutting down");
             return ShutdownSignal::FastShutdown;
         };
+        info!("serving (SIGHUP reloads, SIGTERM drains, SIGQUIT hands over to an upgrade)");
         loop {
             tokio::select! {
                 _ = hup.recv() => {
@@ -108,13 +112,17 @@ pub fn exit_when_drained(
             }
             let deadline = Instant::now() + grace;
             loop {
-                let left = control.lifecycle.in_flight.load(Ordering::Acquire);
-                if left == 0 {
-                    info!("drained: no request in flight, exiting");
+                let requests = control.lifecycle.in_flight.load(Ordering::Acquire);
+                let connections = control.lifecycle.connections.load(Ordering::Acquire);
+                if requests == 0 && connections == 0 {
+                    info!("drained: no request in flight and no client connection open, exiting");
                     break;
                 }
                 if Instant::now() >= deadline {
-                    warn!("grace period over with {left} requests in flight, exiting");
+                    warn!(
+                        requests,
+                        connections, "grace period over, exiting with work in flight"
+                    );
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(10));

@@ -138,6 +138,12 @@ fn check(path: &std::path::Path) -> i32 {
 }
 
 fn run(path: &std::path::Path, opts: AppOptions) -> i32 {
+    // Until the handlers are installed, a SIGHUP must not kill the process
+    // (its default action); the reload it asks for is the file as loaded.
+    // SAFETY: setting a signal's disposition to "ignore" has no memory effects.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
     let cfg = match Config::load(path) {
         Ok(cfg) => cfg,
         Err(e) => {

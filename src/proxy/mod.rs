@@ -102,8 +102,12 @@ impl ProxyHttp for CutoverProxy {
     ) -> pingora::Result<()> {
         let snap = self.control.snapshot();
         crate::conn::mark_in_request(session);
-        let idle = snap.config.proxy.idle_timeout.as_secs().max(1);
-        session.set_keepalive(Some(idle));
+        if self.control.lifecycle.draining.load(Relaxed) {
+            // Shutting down: answer this one, then close the connection.
+            session.set_keepalive(None);
+        } else {
+            session.set_keepalive(Some(snap.config.proxy.idle_timeout.as_secs().max(1)));
+        }
         ctx.snap = Some(snap);
         Ok(())
     }

@@ -16,6 +16,11 @@ pub struct Lines {
 }
 
 impl Lines {
+    /// Add a line (for output read elsewhere).
+    pub fn push_line(&self, line: String) {
+        self.push(line);
+    }
+
     fn push(&self, line: String) {
         self.lines.lock().expect("lock").push(line);
         self.cv.notify_all();
@@ -138,6 +143,14 @@ impl ProxyProc {
             panic!("cutover did not start:\n{}", stderr.all().join("\n"));
         };
         let admin = listening_addr(&stderr, "admin", Duration::from_millis(200));
+        // Signal handlers are in place once it says it is serving.
+        if stderr
+            .wait_for(Duration::from_secs(30), |l| l.contains("serving (SIGHUP"))
+            .is_none()
+        {
+            let _ = child.kill();
+            panic!("cutover did not get ready:\n{}", stderr.all().join("\n"));
+        }
         ProxyProc {
             child,
             addr,

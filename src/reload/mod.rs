@@ -5,6 +5,11 @@
 //! Listener addresses and the thread count cannot change without a restart:
 //! a reload that changes them applies everything else, logs that a restart
 //! is needed and keeps serving on the old listeners.
+//!
+//! Triggers: `SIGHUP` and `POST /reload` reload unconditionally; the file
+//! watcher ([`watch`]) reloads when the file's content changed.
+
+pub mod watch;
 
 use crate::config::{summary, Config};
 use crate::control::Control;
@@ -71,6 +76,8 @@ pub struct Reloader {
     running: Fixed,
     /// Settings changed in the file that wait for a restart.
     pending_restart: Mutex<Vec<String>>,
+    /// Hash of the text last tried, so the watcher tries each version once.
+    last_seen: Mutex<String>,
     serial: tokio::sync::Mutex<()>,
 }
 
@@ -81,6 +88,7 @@ impl Reloader {
         Arc::new(Reloader {
             path: config.path.clone(),
             running: Fixed::of(&config),
+            last_seen: Mutex::new(config.hash.clone()),
             control,
             pending_restart: Mutex::default(),
             serial: tokio::sync::Mutex::new(()),
@@ -100,15 +108,49 @@ impl Reloader {
             .unwrap_or_default()
     }
 
-    /// Reload now; returns the new config's summary.
+    /// Reload now, whatever the file holds; returns the new config's summary.
     pub async fn reload(&self) -> Result<String, ReloadError> {
         let _one_at_a_time = self.serial.lock().await;
+        let text = self.read().await?;
+        self.apply(text).await
+    }
+
+    /// Reload if the file's content differs from the last version tried
+    /// (applied or refused); `None` when it is the same.
+    pub async fn reload_if_changed(&self) -> Option<Result<String, ReloadError>> {
+        let _one_at_a_time = self.serial.lock().await;
+        let text = match self.read().await {
+            Ok(t) => t,
+            // A file briefly missing during a rename is not worth an error.
+            Err(_) => return None,
+        };
+        let seen = self.last_seen.lock().map(|s| s.clone()).unwrap_or_default();
+        if crate::config::text_hash(&text) == seen {
+            return None;
+        }
+        Some(self.apply(text).await)
+    }
+
+    async fn read(&self) -> Result<String, ReloadError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::read_to_string(&path).map_err(|source| {
+                ReloadError::Config(crate::config::ConfigError::Io { path, source })
+            })
+        })
+        .await
+        .map_err(|e| ReloadError::Internal(e.to_string()))?
+    }
+
+    async fn apply(&self, text: String) -> Result<String, ReloadError> {
+        if let Ok(mut seen) = self.last_seen.lock() {
+            *seen = crate::config::text_hash(&text);
+        }
         let path = self.path.clone();
         let control = self.control.clone();
-        // Reading, validating and resolving names block: keep them off the
-        // async threads.
+        // Validating and resolving names block: keep them off the async threads.
         let result = tokio::task::spawn_blocking(move || -> Result<Config, ReloadError> {
-            let config = Config::load(&path)?;
+            let config = Config::from_str_named(&text, &path)?;
             control.apply_config(config.clone())?;
             Ok(config)
         })

@@ -1,0 +1,71 @@
+//! Watching the config file.
+//!
+//! The watch is on the file's directory, not the file: editors save by
+//! writing a new file and renaming it over the old one, and Kubernetes swaps
+//! a ConfigMap by re-pointing a `..data` symlink — the watched inode of the
+//! file itself would miss both. Any event in the directory starts a short
+//! settle timer; when no event has come for [`SETTLE`], the file is read and
+//! reloaded if its content differs from the last version tried. So a burst
+//! of writes is applied once, an unrelated file in the directory costs one
+//! read, and a file written slowly is tried only once it holds still.
+
+use super::Reloader;
+use notify::{RecursiveMode, Watcher};
+use pingora::server::ShutdownWatch;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+/// Quiet time after the last event before the file is read.
+pub const SETTLE: Duration = Duration::from_millis(25);
+
+/// A watch on a config file's directory, started before the proxy serves
+/// so that no change is missed; events wait in a channel until [`run`].
+pub struct FileWatch {
+    _watcher: notify::RecommendedWatcher,
+    events: mpsc::UnboundedReceiver<()>,
+}
+
+/// Start watching the directory of `path`.
+pub fn start(path: &Path) -> notify::Result<FileWatch> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let (tx, events) = mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = tx.send(());
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    debug!(dir = %dir.display(), "watching the config directory");
+    Ok(FileWatch {
+        _watcher: watcher,
+        events,
+    })
+}
+
+/// Reload `reloader`'s file on changes seen by `watch`, until `shutdown`.
+pub async fn run(reloader: Arc<Reloader>, mut watch: FileWatch, mut shutdown: ShutdownWatch) {
+    // A change between loading the config and starting the watch.
+    let _ = reloader.reload_if_changed().await;
+    let rx = &mut watch.events;
+    loop {
+        tokio::select! {
+            event = rx.recv() => if event.is_none() { break },
+            _ = shutdown.changed() => if *shutdown.borrow() { break } else { continue },
+        }
+        // Let the burst settle: wait until SETTLE passes with no new event.
+        loop {
+            match tokio::time::timeout(SETTLE, rx.recv()).await {
+                Ok(Some(())) => continue,
+                Ok(None) => return,
+                Err(_) => break,
+            }
+        }
+        let _ = reloader.reload_if_changed().await;
+    }
+}
