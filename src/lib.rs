@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod reload;
 pub mod route;
+pub mod shift;
 pub mod snapshot;
 pub mod split;
 pub mod tls;

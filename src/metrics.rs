@@ -54,6 +54,9 @@ pub struct RoutePoolMetrics {
     pub duration: Histogram,
     /// Counters by status code (100–599), created on first use.
     codes: Box<[OnceLock<IntCounter>]>,
+    /// Attempts on this pool for this route over the last minute, for the
+    /// shift gate.
+    pub window: crate::shift::window::Window,
 }
 
 impl RoutePoolMetrics {
@@ -164,6 +167,7 @@ impl Metrics {
                     requests: self.requests.clone(),
                     duration: self.duration.with_label_values(&[route, pool]),
                     codes: (0..500).map(|_| OnceLock::new()).collect(),
+                    window: Default::default(),
                 })
             })
             .clone()
@@ -259,7 +263,18 @@ pub fn live_families(snap: &Snapshot) -> Vec<MetricFamily> {
     }
     let mut retries = Vec::new();
     let mut shares = Vec::new();
+    let mut steps = Vec::new();
+    let mut percents = Vec::new();
     for route in &snap.routes {
+        if let Some(s) = &route.shift {
+            let step = if s.phase == crate::shift::Phase::Idle {
+                0
+            } else {
+                s.step + 1
+            };
+            steps.push((vec![("route", &*route.name)], step as f64));
+            percents.push((vec![("route", &*route.name)], s.share));
+        }
         retries.push((
             vec![("route", &*route.name)],
             route.stats.retries.load(Relaxed) as f64,
@@ -314,6 +329,18 @@ pub fn live_families(snap: &Snapshot) -> Vec<MetricFamily> {
             "Attempts beyond the first, by route.",
             MetricType::COUNTER,
             retries,
+        ),
+        family(
+            "cutover_shift_step",
+            "Current step of the route's shift, 1-based (0 before the start).",
+            MetricType::GAUGE,
+            steps,
+        ),
+        family(
+            "cutover_shift_percent",
+            "Percent of the route's traffic the shift currently gives its target pool.",
+            MetricType::GAUGE,
+            percents,
         ),
         family(
             "cutover_route_share",

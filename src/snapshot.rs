@@ -58,6 +58,19 @@ pub struct RouteRt {
     pub stats: Arc<RouteStats>,
     /// Request metrics per slot (same order as `slots`).
     pub metrics: Vec<Arc<RoutePoolMetrics>>,
+    /// Where its shift is, if it has one.
+    pub shift: Option<ShiftView>,
+}
+
+/// A shift's position, as frozen in a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShiftView {
+    /// Phase.
+    pub phase: crate::shift::Phase,
+    /// Step index.
+    pub step: usize,
+    /// The target pool's share in percent (0 before the start).
+    pub share: f64,
 }
 
 /// Per-route counters.
@@ -256,6 +269,8 @@ pub struct BuildInputs<'a> {
     /// Per route (by index), the weight of each split entry (same order as
     /// `config.routes[i].split`), as decided by the control plane.
     pub weights: &'a [Vec<f64>],
+    /// Per route (by index), its shift's position.
+    pub shifts: &'a [Option<ShiftView>],
     /// The upstream peers of each pool, built by `proxy::peer`.
     pub peers: &'a dyn Fn(&PoolConfig, &str, SocketAddr) -> Result<HttpPeer, BuildError>,
     /// Metric handles are resolved here.
@@ -344,6 +359,7 @@ pub fn build(
             .collect();
         routes.push(RouteRt {
             metrics,
+            shift: inputs.shifts.get(i).copied().flatten(),
             name: r.name.as_str().into(),
             matcher: r.matcher.clone(),
             slots,

@@ -22,8 +22,9 @@
 pub mod server;
 mod status;
 
-use crate::control::{Control, SplitError};
+use crate::control::{Control, ShiftError, SplitError};
 use crate::reload::Reloader;
+use crate::shift::Action;
 use bytes::Bytes;
 use http::Method;
 use serde_json::{json, Value};
@@ -232,17 +233,17 @@ impl AdminApi {
     }
 
     fn shift(&self, route: &str, action: &str) -> AdminResponse {
-        let config = self.control.config();
-        let Some(r) = config.routes.iter().find(|r| r.name == route) else {
-            return AdminResponse::error(404, format!("no route named {route:?}"));
+        let Some(action) = Action::parse(action) else {
+            return AdminResponse::error(404, format!("no shift action {action:?}"));
         };
-        if r.shift.is_none() {
-            return AdminResponse::error(409, format!("route {route:?} has no shift to {action}"));
+        match self.control.shift_action(route, action) {
+            Ok(_) => AdminResponse::json(
+                200,
+                status::shift_of(&self.control, route).unwrap_or(Value::Null),
+            ),
+            Err(e @ ShiftError::UnknownRoute(_)) => AdminResponse::error(404, e),
+            Err(e) => AdminResponse::error(409, e),
         }
-        AdminResponse::error(
-            409,
-            format!("cannot {action} the shift of route {route:?} yet"),
-        )
     }
 
     fn split(&self, route: &str, body: &[u8]) -> AdminResponse {

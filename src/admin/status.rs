@@ -33,6 +33,51 @@ pub fn services(control: &Control) -> Value {
     Value::Array(list)
 }
 
+fn figures(f: &crate::shift::window::Figures) -> Value {
+    json!({
+        "requests": f.requests,
+        "errors": f.errors,
+        "error_rate": f.error_rate(),
+        "p99_ms": f.p99.map(|d| d.as_secs_f64() * 1000.0),
+    })
+}
+
+/// The shift of `route` as JSON, if it has one.
+pub fn shift_of(control: &Control, route: &str) -> Option<Value> {
+    let config = control.config();
+    let r = config.routes.iter().find(|r| r.name == route)?;
+    let cfg = r.shift.as_ref()?;
+    let rc = control.route_control(route)?;
+    let state = rc.shift.as_ref()?;
+    let verdict = rc.last_verdict.as_ref().map(|(at, v)| {
+        json!({
+            "at": rfc3339(*at),
+            "result": match v.breach {
+                None => "no_verdict",
+                Some(false) => "pass",
+                Some(true) => "breach",
+            },
+            "reasons": v.reasons,
+            "to": figures(&v.to),
+            "from": figures(&v.from),
+            "p99_ratio": v.p99_ratio,
+        })
+    });
+    Some(json!({
+        "state": state.phase.as_str(),
+        "to": config.pools[cfg.to].name,
+        "from": config.pools[cfg.from].name,
+        "steps": cfg.steps,
+        "step": if state.phase == crate::shift::Phase::Idle { 0 } else { state.step + 1 },
+        "share": state.share(cfg).unwrap_or(0.0),
+        "hold": humantime::format_duration(cfg.hold).to_string(),
+        "step_started_at": rfc3339(state.step_started),
+        "next_step_at": state.next_step_at(cfg).map(rfc3339),
+        "manual_split": rc.manual.is_some(),
+        "gate": cfg.gate.as_ref().map(|_| json!({ "last_verdict": verdict })),
+    }))
+}
+
 /// `/status`: config, routes, pools.
 pub fn status(control: &Control, reloader: Option<&Reloader>) -> Value {
     let snap = control.snapshot();
@@ -88,6 +133,7 @@ pub fn status(control: &Control, reloader: Option<&Reloader>) -> Value {
                 .is_some_and(|c| c.manual.is_some());
             json!({
                 "name": &*r.name,
+                "shift": shift_of(control, &r.name).unwrap_or(Value::Null),
                 "configured_split": configured,
                 "split": current,
                 "manual_split": manual,

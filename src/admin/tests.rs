@@ -285,3 +285,69 @@ fn constant_time_comparison() {
     assert!(!constant_time_eq(b"abc", b"abd"));
     assert!(!constant_time_eq(b"abc", b"abcd"));
 }
+
+fn shift_control() -> Arc<Control> {
+    let text = "[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [pools.onprem]\nbackends = [\"127.0.0.1:1\"]\n[pools.cloud]\nbackends = [\"127.0.0.1:2\"]\n\
+         [[routes]]\nname = \"api\"\nsplit = { onprem = 100, cloud = 0 }\n\
+         [routes.shift]\nto = \"cloud\"\nsteps = [10, 50, 100]\nhold = \"1h\"\n";
+    let cfg = Config::from_str_named(text, std::path::Path::new("t.toml")).unwrap();
+    Control::new(cfg).unwrap()
+}
+
+#[tokio::test]
+async fn shift_controls_move_the_shift() {
+    let c = shift_control();
+    let api = AdminApi::new(c.clone(), None);
+    let state = |r: &AdminResponse| r.json_body().unwrap()["state"].clone();
+    let r = call(&api, Method::POST, "/routes/api/shift/pause", None, "").await;
+    assert_eq!((r.status, state(&r)), (200, json!("paused")));
+    assert_eq!(
+        call(&api, Method::POST, "/routes/api/shift/pause", None, "")
+            .await
+            .status,
+        409
+    );
+    let r = call(&api, Method::POST, "/routes/api/shift/advance", None, "").await;
+    assert_eq!(
+        (state(&r), r.json_body().unwrap()["share"].clone()),
+        (json!("running"), json!(50.0))
+    );
+    assert_eq!(c.snapshot().routes[0].buckets, vec![5000, 5000]);
+    let r = call(&api, Method::POST, "/routes/api/shift/rollback", None, "").await;
+    assert_eq!(state(&r), json!("rolled_back"));
+    assert_eq!(
+        c.snapshot().routes[0].buckets,
+        vec![0, 10000],
+        "cloud (first) at 0 %"
+    );
+    assert_eq!(
+        call(&api, Method::POST, "/routes/api/shift/rollback", None, "")
+            .await
+            .status,
+        409
+    );
+    let r = call(&api, Method::POST, "/routes/api/shift/resume", None, "").await;
+    assert_eq!(
+        (state(&r), r.json_body().unwrap()["step"].clone()),
+        (json!("running"), json!(1))
+    );
+    // A manual split pauses the shift; resume hands control back to it.
+    let r = call(
+        &api,
+        Method::PUT,
+        "/routes/api/split",
+        None,
+        r#"{"onprem":70,"cloud":30}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let st = call(&api, Method::GET, "/status", None, "")
+        .await
+        .json_body()
+        .unwrap();
+    assert_eq!(st["routes"][0]["shift"]["state"], "paused");
+    assert_eq!(st["routes"][0]["shift"]["manual_split"], true);
+    call(&api, Method::POST, "/routes/api/shift/resume", None, "").await;
+    assert_eq!(c.snapshot().routes[0].buckets, vec![1000, 9000]);
+}

@@ -94,6 +94,19 @@ impl BackgroundService for ControlPlane {
             self.control.clone(),
             shutdown.clone(),
         ));
+        let ticker = {
+            let (control, mut shutdown) = (self.control.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(crate::control::TICK);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = every.tick() => control.tick(std::time::SystemTime::now()),
+                        _ = shutdown.changed() => if *shutdown.borrow() { break },
+                    }
+                }
+            })
+        };
         let file_watch = self.file_watch.lock().ok().and_then(|mut w| w.take());
         let watch = match (self.reloader.clone(), file_watch) {
             (Some(r), Some(w)) => Some(tokio::spawn(crate::reload::watch::run(
@@ -117,6 +130,7 @@ impl BackgroundService for ControlPlane {
             }
         }
         let _ = health.await;
+        let _ = ticker.await;
         if let Some(w) = watch {
             let _ = w.await;
         }

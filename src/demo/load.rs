@@ -60,8 +60,11 @@ impl Tally {
     }
 }
 
+/// Demo users.
+pub const USERS: usize = 600;
+
 /// What the load generator saw.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LoadStats {
     /// Answered by the on-prem pool.
     pub onprem: Tally,
@@ -69,6 +72,31 @@ pub struct LoadStats {
     pub cloud: Tally,
     /// Answered by the proxy itself (no backend) or failed outright.
     pub proxy: Tally,
+    /// Each user's last pool: 0 none yet, 1 on-prem, 2 cloud.
+    last_pool: Vec<std::sync::atomic::AtomicU8>,
+    /// Times a user on cloud was next served by on-prem.
+    pub moved_back: AtomicU64,
+}
+
+impl Default for LoadStats {
+    fn default() -> Self {
+        LoadStats {
+            onprem: Tally::default(),
+            cloud: Tally::default(),
+            proxy: Tally::default(),
+            last_pool: (0..USERS).map(|_| Default::default()).collect(),
+            moved_back: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LoadStats {
+    fn saw(&self, user: usize, pool: u8) {
+        let prev = self.last_pool[user].swap(pool, Relaxed);
+        if prev == 2 && pool == 1 {
+            self.moved_back.fetch_add(1, Relaxed);
+        }
+    }
 }
 
 /// Send requests to `proxy` from `workers` clients at about `rate` requests
@@ -96,9 +124,10 @@ pub async fn run(
                 user ^= user << 13;
                 user ^= user >> 7;
                 user ^= user << 17;
+                let id = (user % USERS as u64) as usize;
                 let req = http::Request::get(format!("http://{proxy}/"))
                     .header("host", "demo.local")
-                    .header("x-user-id", format!("user-{}", user % 600))
+                    .header("x-user-id", format!("user-{id}"))
                     .body(Empty::<Bytes>::new());
                 let Ok(req) = req else { continue };
                 let started = Instant::now();
@@ -113,8 +142,14 @@ pub async fn run(
                             .to_string();
                         let _ = resp.into_body().collect().await;
                         let tally = match pool.as_str() {
-                            "onprem" => &stats.onprem,
-                            "cloud" => &stats.cloud,
+                            "onprem" => {
+                                stats.saw(id, 1);
+                                &stats.onprem
+                            }
+                            "cloud" => {
+                                stats.saw(id, 2);
+                                &stats.cloud
+                            }
                             _ => &stats.proxy,
                         };
                         tally.record(started.elapsed(), error);

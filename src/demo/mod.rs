@@ -2,12 +2,16 @@
 //!
 //! Starts two built-in pools of demo backends ("onprem" and "cloud"), the
 //! real proxy (same code as `cutover run`) with an in-memory config, and a
-//! load generator of a few hundred users, then draws what happens live: the
-//! split as a progress bar, per-pool request rate, error rate, p99 and
-//! health. Ends by itself and prints a summary.
+//! load generator of 600 users, then draws what happens live: the split as a
+//! progress bar, per-pool request rate, error rate, p99, health and every
+//! shift transition. The story (see `script.rs`): the shift moves 0 → 10 →
+//! 50 %; the cloud pool starts failing; the gate rolls back on its own; the
+//! pool is fixed and the "operator" resumes; the shift runs to 100 %. Ends by
+//! itself and prints a summary.
 
 pub mod backends;
 pub mod load;
+pub mod script;
 pub mod view;
 
 use crate::app::signals::ChannelSignal;
@@ -21,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn demo_config(onprem: &[SocketAddr], cloud: &[SocketAddr]) -> String {
+fn demo_config(onprem: &[SocketAddr], cloud: &[SocketAddr], hold: Duration) -> String {
     let list = |addrs: &[SocketAddr]| {
         addrs
             .iter()
@@ -34,11 +38,11 @@ fn demo_config(onprem: &[SocketAddr], cloud: &[SocketAddr]) -> String {
 [proxy]
 listen = ["127.0.0.1:0"]
 threads = 1
+connect_timeout = "500ms"
+read_timeout = "5s"
 
 [admin]
 listen = "127.0.0.1:0"
-connect_timeout = "500ms"
-read_timeout = "5s"
 
 [pools.onprem]
 backends = [{onprem}]
@@ -50,11 +54,23 @@ health = {{ path = "/healthz", interval = "500ms", timeout = "300ms", rise = 2, 
 
 [[routes]]
 name = "demo"
-split = {{ onprem = 80, cloud = 20 }}
+split = {{ onprem = 100, cloud = 0 }}
 sticky = {{ header = "X-User-Id" }}
+
+[routes.shift]
+to = "cloud"
+steps = [10, 50, 100]
+hold = "{hold}ms"
+
+[routes.shift.gate]
+max_error_rate = 0.05
+max_p99 = "250ms"
+min_requests = 30
+on_breach = "rollback"
 "#,
         onprem = list(onprem),
-        cloud = list(cloud)
+        cloud = list(cloud),
+        hold = hold.as_millis()
     )
 }
 
@@ -95,7 +111,7 @@ async fn demo(duration: Duration, plain: bool) -> Result<(), String> {
             .map_err(|e| format!("cannot start a demo backend: {e}"))?;
         cloud.push(b.addr);
     }
-    let text = demo_config(&onprem, &cloud);
+    let text = demo_config(&onprem, &cloud, script::hold_for(duration));
     let config =
         Config::from_str_named(&text, std::path::Path::new("<demo>")).map_err(|e| e.to_string())?;
     let app = App::build(config, AppOptions::default()).map_err(|e| e.to_string())?;
@@ -103,6 +119,7 @@ async fn demo(duration: Duration, plain: bool) -> Result<(), String> {
         .proxy_addrs
         .first()
         .ok_or("the demo proxy has no listener")?;
+    let admin = app.admin_addr;
     let control = app.control();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let server = std::thread::spawn(move || {
@@ -111,39 +128,44 @@ async fn demo(duration: Duration, plain: bool) -> Result<(), String> {
 
     let stats = Arc::new(LoadStats::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(load::run(proxy, 16, 400, stats.clone(), stop.clone()));
+    let load = tokio::spawn(load::run(proxy, 16, 600, stats.clone(), stop.clone()));
 
     let tty = std::io::stdout().is_terminal() && !plain;
-    let tick = if tty {
-        Duration::from_millis(250)
-    } else {
-        Duration::from_secs(5)
-    };
-    let events = vec![format!(
-        "00:00 proxy on http://{proxy}, onprem {onprem:?}, cloud {cloud:?}"
+    let tick = Duration::from_millis(250);
+    // Without a terminal, a status line every few seconds (events at once).
+    let line_every = Duration::from_secs(5);
+    let mut events = vec![format!(
+        "00:00 proxy on http://{proxy} (admin http://{admin}), shift onprem -> cloud: 10, 50, 100 %, {} per step",
+        humantime::format_duration(script::hold_for(duration))
     )];
+    let mut story = script::STORY.iter().peekable();
+    let mut watcher = view::ShiftWatch::default();
     let started = Instant::now();
     let mut prev = view::Prev::default();
     let mut last = Instant::now();
     let mut drawn_lines = 0usize;
     let mut out = std::io::stdout();
-    if !tty {
-        println!("{}", events[0]);
-    }
+    let mut printed_events = 0;
     while started.elapsed() < duration {
         tokio::time::sleep(tick.min(duration.saturating_sub(started.elapsed()))).await;
-        let interval = last.elapsed();
-        last = Instant::now();
-        let frame = view::gather(
-            &control,
-            &stats,
-            &mut prev,
-            interval,
-            started.elapsed(),
-            duration,
-            &events,
-        );
+        let elapsed = started.elapsed();
+        while let Some((at, step)) = story.peek() {
+            if elapsed.as_secs_f64() < at * duration.as_secs_f64() {
+                break;
+            }
+            let line = script::perform(*step, &cloud_faults, &control);
+            events.push(format!("{} {line}", view::clock(elapsed)));
+            story.next();
+        }
+        for line in watcher.changes(&control) {
+            events.push(format!("{} {line}", view::clock(elapsed)));
+        }
         if tty {
+            let interval = last.elapsed();
+            last = Instant::now();
+            let frame = view::gather(
+                &control, &stats, &mut prev, interval, elapsed, duration, &events,
+            );
             let panel = view::panel(&frame);
             // Move back over the previous frame and redraw it.
             if drawn_lines > 0 {
@@ -154,7 +176,18 @@ async fn demo(duration: Duration, plain: bool) -> Result<(), String> {
             }
             drawn_lines = panel.lines().count();
             let _ = out.flush();
-        } else {
+            continue;
+        }
+        for e in &events[printed_events..] {
+            println!("{e}");
+        }
+        printed_events = events.len();
+        if last.elapsed() >= line_every || started.elapsed() >= duration {
+            let interval = last.elapsed();
+            last = Instant::now();
+            let frame = view::gather(
+                &control, &stats, &mut prev, interval, elapsed, duration, &events,
+            );
             println!("{}", view::line(&frame));
         }
     }
@@ -162,11 +195,11 @@ async fn demo(duration: Duration, plain: bool) -> Result<(), String> {
     let _ = load.await;
     let _ = stop_tx.send(());
     let _ = tokio::task::spawn_blocking(move || server.join()).await;
-    print_summary(&stats, started.elapsed());
+    print_summary(&stats, started.elapsed(), &watcher);
     Ok(())
 }
 
-fn print_summary(stats: &LoadStats, elapsed: Duration) {
+fn print_summary(stats: &LoadStats, elapsed: Duration, watcher: &view::ShiftWatch) {
     let on = stats.onprem.requests.load(Relaxed);
     let cl = stats.cloud.requests.load(Relaxed);
     let px = stats.proxy.requests.load(Relaxed);
@@ -185,5 +218,10 @@ fn print_summary(stats: &LoadStats, elapsed: Duration) {
         px,
         errors,
         errors as f64 * 100.0 / total as f64
+    );
+    println!(
+        "shift: {}; sticky users who moved back to onprem: {} (only the rollback moves users back)",
+        watcher.history.join(" -> "),
+        stats.moved_back.load(Relaxed)
     );
 }

@@ -39,6 +39,101 @@ pub struct Frame {
     pub proxy_rate: f64,
     /// Recent events, oldest first.
     pub events: Vec<String>,
+    /// The shift and its gate, in words.
+    pub shift: String,
+}
+
+/// Turns shift state changes into event lines for the demo.
+#[derive(Debug, Default)]
+pub struct ShiftWatch {
+    last: Option<(crate::shift::Phase, usize)>,
+    /// The states seen, in order ("10%", "50%", "rolled back", …).
+    pub history: Vec<String>,
+}
+
+impl ShiftWatch {
+    /// Event lines for what changed since the last call.
+    pub fn changes(&mut self, control: &Control) -> Vec<String> {
+        let mut out = Vec::new();
+        let (Some(rc), Some(cfg)) = (
+            control.route_control("demo"),
+            control
+                .config()
+                .routes
+                .first()
+                .and_then(|r| r.shift.clone()),
+        ) else {
+            return out;
+        };
+        let Some(state) = rc.shift else { return out };
+        let now = (state.phase, state.step);
+        if self.last == Some(now) {
+            return out;
+        }
+        self.last = Some(now);
+        let share = state.share(&cfg).unwrap_or(0.0);
+        let label = match state.phase {
+            crate::shift::Phase::RolledBack => "rolled back (0%)".to_string(),
+            crate::shift::Phase::Complete => format!("complete ({share}%)"),
+            p => format!("{} {share}%", p.as_str()),
+        };
+        self.history.push(label.clone());
+        match (&rc.last_verdict, state.phase) {
+            (Some((_, v)), crate::shift::Phase::RolledBack) if v.breach == Some(true) => {
+                out.push(format!(
+                    "gate breached on cloud: {} -> shift {label}",
+                    v.reasons.join("; ")
+                ))
+            }
+            _ => out.push(format!("shift {label} on cloud")),
+        }
+        out
+    }
+}
+
+fn shift_line(control: &Control) -> String {
+    let (Some(rc), Some(cfg)) = (
+        control.route_control("demo"),
+        control
+            .config()
+            .routes
+            .first()
+            .and_then(|r| r.shift.clone()),
+    ) else {
+        return "no shift".into();
+    };
+    let Some(state) = rc.shift else {
+        return "no shift".into();
+    };
+    let mut s = format!(
+        "shift {} step {}/{} ({}% on cloud)",
+        state.phase.as_str(),
+        state.step + 1,
+        cfg.steps.len(),
+        state.share(&cfg).unwrap_or(0.0)
+    );
+    if let Some(next) = state.next_step_at(&cfg) {
+        let left = next
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        let _ = write!(s, ", next step in {}s", left.as_secs());
+    }
+    if let Some((_, v)) = &rc.last_verdict {
+        let verdict = match v.breach {
+            None => "waiting for requests",
+            Some(false) => "pass",
+            Some(true) => "BREACH",
+        };
+        let _ = write!(
+            s,
+            "; gate: {verdict} (cloud {} req, {:.1}% errors, p99 {})",
+            v.to.requests,
+            v.to.error_rate() * 100.0,
+            v.to.p99
+                .map_or("-".into(), |d| format!("{}ms", d.as_millis()))
+        );
+    }
+    s
 }
 
 /// Per-pool counters at the previous frame, to turn totals into rates.
@@ -129,10 +224,12 @@ pub fn gather(
         pools: rows,
         proxy_rate,
         events: events.iter().rev().take(6).rev().cloned().collect(),
+        shift: shift_line(control),
     }
 }
 
-fn clock(d: Duration) -> String {
+/// `mm:ss`
+pub fn clock(d: Duration) -> String {
     format!("{:02}:{:02}", d.as_secs() / 60, d.as_secs() % 60)
 }
 
@@ -157,6 +254,7 @@ pub fn panel(f: &Frame) -> String {
         f.cloud_share * 100.0,
         f.cloud_effective * 100.0
     );
+    let _ = writeln!(s, "{}", f.shift);
     let _ = writeln!(
         s,
         "  {:<8} {:>8} {:>8} {:>9}   health",

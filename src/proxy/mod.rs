@@ -33,6 +33,17 @@ use tracing::warn;
 
 pub use errors::{body_for, classify};
 
+/// The metrics of route `ri` for pool `p`.
+fn route_pool_metrics(
+    snap: &crate::snapshot::Snapshot,
+    ri: usize,
+    p: usize,
+) -> Option<&Arc<crate::metrics::RoutePoolMetrics>> {
+    let route = snap.routes.get(ri)?;
+    let slot = route.slots.iter().position(|s| s.pool == p)?;
+    route.metrics.get(slot)
+}
+
 /// The proxy application.
 pub struct CutoverProxy {
     control: Arc<Control>,
@@ -53,6 +64,12 @@ impl CutoverProxy {
         let pool = &snap.pools[p];
         let backend = &pool.backends[b];
         let now = now_ms();
+        if kind != FailureKind::Status5xx {
+            // A 5xx answer is counted with the other answers, below.
+            if let Some(m) = ctx.route.and_then(|r| route_pool_metrics(snap, r, p)) {
+                m.window.record_failure(now);
+            }
+        }
         warn!(
             pool = %pool.name,
             backend = %backend.addr,
@@ -205,6 +222,13 @@ impl ProxyHttp for CutoverProxy {
         ctx.response_started = true;
         ctx.upstream_ms = ctx.attempt_started.map(|t| t.elapsed().as_millis() as u64);
         headers::strip_hop_by_hop(upstream_response);
+        if let (Some(snap), Some(ri), Some((p, _))) = (ctx.snap.as_ref(), ctx.route, ctx.current) {
+            if let Some(m) = route_pool_metrics(snap, ri, p) {
+                let latency = std::time::Duration::from_millis(ctx.upstream_ms.unwrap_or(0));
+                m.window
+                    .record(now_ms(), upstream_response.status.as_u16() >= 500, latency);
+            }
+        }
         match upstream_response.status.as_u16() {
             502..=504 => self.record_failure(ctx, FailureKind::Status5xx),
             _ => {
@@ -312,9 +336,8 @@ impl ProxyHttp for CutoverProxy {
         let pool = ctx.served_pool.or(ctx.pool);
         match (ctx.route, pool) {
             (Some(ri), Some(p)) => {
-                let route = &snap.routes[ri];
-                if let Some(i) = route.slots.iter().position(|s| s.pool == p) {
-                    route.metrics[i].observe(status, elapsed.as_secs_f64());
+                if let Some(m) = route_pool_metrics(&snap, ri, p) {
+                    m.observe(status, elapsed.as_secs_f64());
                 }
             }
             (None, _) => self.control.metrics.unmatched.inc(),

@@ -112,6 +112,12 @@ impl ProxyProc {
     pub fn start_with(config: &str, args: &[&str], env: &[(&str, &str)]) -> ProxyProc {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("cutover.toml");
+        // Tests run in parallel: never the fixed default admin port.
+        let config = if config.contains("[admin]") {
+            config.to_string()
+        } else {
+            format!("[admin]\nlisten = \"127.0.0.1:0\"\n\n{config}")
+        };
         std::fs::write(&config_path, config).expect("write config");
         Self::start_in(dir, config_path, args, env)
     }

@@ -7,16 +7,23 @@
 //! lock-free `ArcSwap` load. The mutex here guards the control plane's own
 //! bookkeeping and is never taken by a request.
 
+mod shift;
+
+pub use shift::{ShiftError, TICK};
+
 use crate::access_log::AccessLog;
 use crate::config::{Config, RouteConfig};
 use crate::metrics::Metrics;
+use crate::shift::gate::Verdict;
+use crate::shift::persist;
+use crate::shift::ShiftState;
 use crate::snapshot::{self, BuildError, BuildInputs, Registry, Snapshot};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Process lifecycle flags read by `/readyz` and the drain logic.
 #[derive(Debug, Default)]
@@ -76,12 +83,36 @@ pub struct ReloadOutcome {
 
 /// Runtime decisions about one route, kept across snapshots, and across
 /// reloads as long as the route's split and shift stay as they were.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RouteControl {
     /// The route definition these decisions were made for.
     pub definition: String,
+    /// When step 0 of its shift begins (`start_at`, or when first loaded).
+    pub origin: SystemTime,
     /// An operator's split (weights per split entry), overriding the rest.
     pub manual: Option<Vec<f64>>,
+    /// The shift's state, if the route has a shift.
+    pub shift: Option<ShiftState>,
+    /// The gate only counts requests from this `now_ms` on (reset when a
+    /// stopped shift runs again).
+    pub gate_since_ms: u64,
+    /// The gate's last verdict and when it was made.
+    pub last_verdict: Option<(SystemTime, Verdict)>,
+}
+
+impl RouteControl {
+    /// Fresh decisions for `route` at `now`.
+    pub fn fresh(config: &Config, route: &RouteConfig, now: SystemTime) -> RouteControl {
+        let origin = route.shift.as_ref().and_then(|s| s.start_at).unwrap_or(now);
+        RouteControl {
+            definition: route_definition(config, route),
+            origin,
+            manual: None,
+            shift: route.shift.as_ref().map(|s| ShiftState::at(s, origin, now)),
+            gate_since_ms: 0,
+            last_verdict: None,
+        }
+    }
 }
 
 /// What identifies a route's split and shift: runtime decisions about the
@@ -127,6 +158,7 @@ pub enum SplitError {
 
 struct ControlState {
     config: Arc<Config>,
+    state_path: Option<std::path::PathBuf>,
     resolved: HashMap<String, SocketAddr>,
     routes: HashMap<String, RouteControl>,
     access_log: Option<Arc<AccessLog>>,
@@ -175,12 +207,39 @@ pub fn resolve_all(config: &Config) -> Result<HashMap<String, SocketAddr>, Build
     Ok(out)
 }
 
-/// The weights a route's split entries have now.
+/// The weights a route's split entries have now: an operator's split, else
+/// the shift's share, else the configured split.
 fn route_weights(route: &RouteConfig, rc: Option<&RouteControl>) -> Vec<f64> {
     if let Some(manual) = rc.and_then(|rc| rc.manual.as_ref()) {
         return manual.clone();
     }
+    if let (Some(cfg), Some(state)) = (&route.shift, rc.and_then(|rc| rc.shift.as_ref())) {
+        if let Some(share) = state.share(cfg) {
+            let split: Vec<(usize, f64)> = route.split.iter().map(|e| (e.pool, e.weight)).collect();
+            return crate::shift::weights_for_share(&split, cfg.to, cfg.from, share);
+        }
+    }
     route.split.iter().map(|e| e.weight).collect()
+}
+
+/// Decisions restored from a state file record.
+fn restore(
+    config: &Config,
+    route: &RouteConfig,
+    rec: &persist::RouteRecord,
+    now: SystemTime,
+) -> RouteControl {
+    let mut rc = RouteControl::fresh(config, route, now);
+    rc.origin = UNIX_EPOCH + Duration::from_millis(rec.origin_ms);
+    rc.manual = rec.manual.clone().filter(|m| m.len() == route.split.len());
+    if let (Some(cfg), Some(state)) = (&route.shift, rec.shift.clone()) {
+        let mut state = state;
+        state.step = state.step.min(cfg.steps.len().saturating_sub(1));
+        // Catch up with the time the process was down.
+        state.tick(cfg, now);
+        rc.shift = Some(state);
+    }
+    rc
 }
 
 fn unix_seconds(t: SystemTime) -> f64 {
@@ -197,8 +256,33 @@ impl Control {
         let access_log = AccessLog::open(&config.access_log, metrics.access_log_dropped.clone())
             .map_err(|e| BuildError::Other(e.to_string()))?;
         let registry = Registry::default();
-        let routes = HashMap::new();
+        let now = SystemTime::now();
+        let saved = match &config.state_path {
+            Some(path) => match persist::load(path) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    persist::StateFile::default()
+                }
+            },
+            None => persist::StateFile::default(),
+        };
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| {
+                let rc = match saved.routes.get(&r.name) {
+                    Some(rec) if rec.definition == route_definition(&config, r) => {
+                        tracing::info!(route = %r.name, "restored the route's shift and operator decisions from the state file");
+                        restore(&config, r, rec, now)
+                    }
+                    _ => RouteControl::fresh(&config, r, now),
+                };
+                (r.name.clone(), rc)
+            })
+            .collect();
         let st = ControlState {
+            state_path: config.state_path.clone(),
             config,
             resolved,
             routes,
@@ -235,11 +319,25 @@ impl Control {
             .iter()
             .map(|r| route_weights(r, st.routes.get(&r.name)))
             .collect();
+        let shifts: Vec<Option<snapshot::ShiftView>> = st
+            .config
+            .routes
+            .iter()
+            .map(|r| {
+                let (cfg, state) = (r.shift.as_ref()?, st.routes.get(&r.name)?.shift.as_ref()?);
+                Some(snapshot::ShiftView {
+                    phase: state.phase,
+                    step: state.step,
+                    share: state.share(cfg).unwrap_or(0.0),
+                })
+            })
+            .collect();
         snapshot::build(
             st.config.clone(),
             &BuildInputs {
                 resolved: &st.resolved,
                 weights: &weights,
+                shifts: &shifts,
                 peers: &peers,
                 metrics,
                 access_log: st.access_log.clone(),
@@ -297,7 +395,9 @@ impl Control {
             _ => AccessLog::open(&config.access_log, self.metrics.access_log_dropped.clone())
                 .map_err(|e| BuildError::Other(e.to_string()))?,
         };
+        let now = SystemTime::now();
         let mut next = ControlState {
+            state_path: config.state_path.clone(),
             config: config.clone(),
             resolved,
             routes: st.routes.clone(),
@@ -306,11 +406,23 @@ impl Control {
             loaded_at: SystemTime::now(),
             last_reload: st.last_reload.clone(),
         };
-        next.routes
-            .retain(|name, _| config.routes.iter().any(|r| &r.name == name));
+        // Keep decisions only for routes whose split and shift are unchanged;
+        // a changed shift starts afresh.
+        next.routes = config
+            .routes
+            .iter()
+            .map(|r| {
+                let rc = match st.routes.get(&r.name) {
+                    Some(rc) if rc.definition == route_definition(&config, r) => rc.clone(),
+                    _ => RouteControl::fresh(&config, r, now),
+                };
+                (r.name.clone(), rc)
+            })
+            .collect();
         self.publish(&mut next)?;
         self.registry.prune(&config);
         *st = next;
+        self.persist(&st);
         Ok(())
     }
 
@@ -355,13 +467,22 @@ impl Control {
         if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().all(|x| *x == 0.0) {
             return Err(SplitError::BadWeights);
         }
-        let definition = route_definition(&cfg, r);
-        let rc = st.routes.entry(route.to_string()).or_default();
-        rc.definition = definition;
+        let now = SystemTime::now();
+        let rc = st
+            .routes
+            .entry(route.to_string())
+            .or_insert_with(|| RouteControl::fresh(&cfg, r, now));
         rc.manual = Some(w.clone());
+        // A split set by hand pauses the shift.
+        if let (Some(shift_cfg), Some(state)) = (&r.shift, rc.shift.as_mut()) {
+            if let Ok(t) = state.act(shift_cfg, crate::shift::Action::Pause, now) {
+                self.note_transition(route, &t, shift_cfg, None);
+            }
+        }
         if let Err(e) = self.publish(&mut st) {
             tracing::error!("cannot publish the new split: {e}");
         }
+        self.persist(&st);
         tracing::info!(route, ?weights, "split set by operator");
         Ok(r.split
             .iter()

@@ -1,0 +1,193 @@
+//! The shift engine: moves shifts along their schedule, runs their gates,
+//! applies operators' actions, and persists decisions. Called by the control
+//! plane's ticker (every 250 ms) and by the admin API.
+
+use super::{Control, ControlState, RouteControl};
+use crate::clock::now_ms;
+use crate::config::{OnBreach, ShiftConfig};
+use crate::shift::gate::{self, Verdict};
+use crate::shift::{persist, Action, NotApplicable, Phase, Transition};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tracing::{info, warn};
+
+/// How often shifts are moved and gates checked (the spec asks for at
+/// least every 250 ms; a breach is acted on within one tick).
+pub const TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Why a shift action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ShiftError {
+    /// No such route.
+    #[error("no route named {0:?}")]
+    UnknownRoute(String),
+    /// The route has no shift.
+    #[error("route {0:?} has no shift")]
+    NoShift(String),
+    /// The action does not apply now.
+    #[error(transparent)]
+    NotApplicable(#[from] NotApplicable),
+}
+
+fn pct(v: f64) -> String {
+    format!("{v}%")
+}
+
+impl Control {
+    /// Log and count a shift transition.
+    pub(super) fn note_transition(
+        &self,
+        route: &str,
+        t: &Transition,
+        cfg: &ShiftConfig,
+        verdict: Option<&Verdict>,
+    ) {
+        self.metrics
+            .shift_transitions
+            .with_label_values(&[route, t.to.as_str()])
+            .inc();
+        let share = match t.to {
+            Phase::RolledBack => 0.0,
+            _ => cfg.steps.get(t.step).copied().unwrap_or(0.0),
+        };
+        match verdict {
+            Some(v) => warn!(
+                route,
+                state = t.to.as_str(),
+                step = t.step + 1,
+                share = %pct(share),
+                requests = v.to.requests,
+                errors = v.to.errors,
+                error_rate = %format!("{:.4}", v.to.error_rate()),
+                p99_ms = v.to.p99.map(|d| d.as_millis() as u64),
+                p99_ratio = v.p99_ratio.map(|r| format!("{r:.2}")),
+                reason = %t.reason,
+                "shift gate breached"
+            ),
+            None => info!(
+                route,
+                state = t.to.as_str(),
+                step = t.step + 1,
+                share = %pct(share),
+                reason = %t.reason,
+                "shift transition"
+            ),
+        }
+    }
+
+    /// Write the state file, if one is configured (errors are logged).
+    pub(super) fn persist(&self, st: &ControlState) {
+        let Some(path) = &st.state_path else {
+            return;
+        };
+        let file = persist::StateFile {
+            version: persist::VERSION,
+            routes: st
+                .routes
+                .iter()
+                .map(|(name, rc)| {
+                    (
+                        name.clone(),
+                        persist::RouteRecord {
+                            definition: rc.definition.clone(),
+                            origin_ms: rc
+                                .origin
+                                .duration_since(UNIX_EPOCH)
+                                .map_or(0, |d| d.as_millis() as u64),
+                            shift: rc.shift.clone(),
+                            manual: rc.manual.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        };
+        if let Err(e) = persist::save(path, &file) {
+            warn!("cannot save runtime state: {e}");
+        }
+    }
+
+    /// Move every shift along to `now` and check the gates of running ones.
+    pub fn tick(&self, now: SystemTime) {
+        let mut st = self.lock();
+        let config = st.config.clone();
+        let now_ms = now_ms();
+        let mut changed = false;
+        for route in &config.routes {
+            let Some(cfg) = &route.shift else { continue };
+            let Some(rc) = st.routes.get_mut(&route.name) else {
+                continue;
+            };
+            let Some(state) = rc.shift.as_mut() else {
+                continue;
+            };
+            let was_running = state.phase == Phase::Running;
+            for t in state.tick(cfg, now) {
+                self.note_transition(&route.name, &t, cfg, None);
+                changed = true;
+            }
+            if state.phase == Phase::Running && !was_running {
+                rc.gate_since_ms = now_ms;
+            }
+            let (Some(gate_cfg), Phase::Running) = (&cfg.gate, state.phase) else {
+                continue;
+            };
+            let window = gate::window_for(cfg.hold);
+            let figures = |pool: usize| {
+                self.metrics
+                    .route_pool(&route.name, &config.pools[pool].name)
+                    .window
+                    .figures(now_ms, window, rc.gate_since_ms)
+            };
+            let verdict = gate::evaluate(gate_cfg, figures(cfg.to), figures(cfg.from));
+            if verdict.breach == Some(true) {
+                let rollback = gate_cfg.on_breach == OnBreach::Rollback;
+                if let Some(t) = state.breach(rollback, now, verdict.reasons.join("; ")) {
+                    self.note_transition(&route.name, &t, cfg, Some(&verdict));
+                    changed = true;
+                }
+            }
+            rc.last_verdict = Some((now, verdict));
+        }
+        if changed {
+            if let Err(e) = self.publish(&mut st) {
+                warn!("cannot publish the shifted split: {e}");
+            }
+            self.persist(&st);
+        }
+    }
+
+    /// An operator's action on a route's shift.
+    pub fn shift_action(&self, route: &str, action: Action) -> Result<Transition, ShiftError> {
+        let mut st = self.lock();
+        let config = st.config.clone();
+        let r = config
+            .routes
+            .iter()
+            .find(|r| r.name == route)
+            .ok_or_else(|| ShiftError::UnknownRoute(route.to_string()))?;
+        let cfg = r
+            .shift
+            .as_ref()
+            .ok_or_else(|| ShiftError::NoShift(route.to_string()))?;
+        let now = SystemTime::now();
+        let rc = st
+            .routes
+            .entry(route.to_string())
+            .or_insert_with(|| RouteControl::fresh(&config, r, now));
+        let state = rc
+            .shift
+            .get_or_insert_with(|| crate::shift::ShiftState::at(cfg, rc.origin, now));
+        let t = state.act(cfg, action, now)?;
+        if action == Action::Resume || action == Action::Advance {
+            // The shift takes over again from an operator's split, and the
+            // gate judges only what happens from now on.
+            rc.manual = None;
+            rc.gate_since_ms = now_ms();
+        }
+        self.note_transition(route, &t, cfg, None);
+        if let Err(e) = self.publish(&mut st) {
+            warn!("cannot publish the shifted split: {e}");
+        }
+        self.persist(&st);
+        Ok(t)
+    }
+}

@@ -1,0 +1,29 @@
+//! `cutover demo` runs to completion on a plain checkout, without a
+//! terminal, and tells its story: the gate rolls back, the shift completes.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_runs_and_shows_the_rollback() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["demo", "--duration", "12s", "--plain"])
+        .output()
+        .expect("run the demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "shift running 10% on cloud",
+        "incident: the cloud pool starts failing",
+        "gate breached on cloud: error rate",
+        "shift rolled back (0%)",
+        "operator: POST /routes/demo/shift/resume",
+        "shift complete (100%) on cloud",
+        "summary:",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
