@@ -156,6 +156,21 @@ impl Metrics {
         }
     }
 
+    /// Create the shift transition series of `route` at zero, so they are
+    /// exported (and graphable) before the first transition.
+    pub fn init_shift(&self, route: &str) {
+        for phase in [
+            crate::shift::Phase::Idle,
+            crate::shift::Phase::Running,
+            crate::shift::Phase::Paused,
+            crate::shift::Phase::RolledBack,
+            crate::shift::Phase::Complete,
+        ] {
+            self.shift_transitions
+                .with_label_values(&[route, phase.as_str()]);
+        }
+    }
+
     /// The handles for `route` and `pool` (shared across snapshots).
     pub fn route_pool(&self, route: &str, pool: &str) -> Arc<RoutePoolMetrics> {
         let mut map = self.route_pools.lock().unwrap_or_else(|p| p.into_inner());
@@ -178,6 +193,8 @@ impl Metrics {
         let mut families = self.registry.gather();
         families.extend(live_families(snap));
         families.extend(extra);
+        // The encoder refuses a family without samples (and would stop there).
+        families.retain(|f| !f.get_metric().is_empty());
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed families.
         let _ = TextEncoder::new().encode(&families, &mut out);

@@ -370,3 +370,57 @@ async fn cutover_status_prints_tables() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grafana_dashboard_only_queries_exported_metrics() {
+    let onprem = Backend::spawn("onprem").await;
+    let cloud = Backend::spawn("cloud").await;
+    let cfg = format!(
+        "{}\n[routes.shift]\nto = \"cloud\"\nsteps = [10, 100]\nhold = \"1h\"\n[routes.shift.gate]\nmax_error_rate = 0.1\n",
+        two_pools(&onprem, &cloud, "")
+    );
+    let proxy = ProxyProc::start(&cfg);
+    let cl = client();
+    for _ in 0..20 {
+        get(&cl, &proxy.url("/"), &[]).await.unwrap();
+    }
+    let metrics = admin(&proxy, "GET", "/metrics", None, "").await.body;
+    assert!(
+        metrics.contains("cutover_shift_step{route=\"api\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cutover_shift_percent{route=\"api\"} 10"),
+        "{metrics}"
+    );
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/grafana/cutover.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut names = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(i) = rest.find("cutover_") {
+                let tail = &rest[i..];
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(tail.len());
+                names.push(tail[..end].to_string());
+                rest = &tail[end..];
+            }
+        }
+    }
+    assert!(names.len() >= 10, "{names:?}");
+    for name in names {
+        assert!(
+            metrics.contains(&format!("\n{name}")),
+            "dashboard queries {name}, which is not exported"
+        );
+    }
+}

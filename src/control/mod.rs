@@ -319,6 +319,9 @@ impl Control {
             .iter()
             .map(|r| route_weights(r, st.routes.get(&r.name)))
             .collect();
+        for r in st.config.routes.iter().filter(|r| r.shift.is_some()) {
+            metrics.init_shift(&r.name);
+        }
         let shifts: Vec<Option<snapshot::ShiftView>> = st
             .config
             .routes
