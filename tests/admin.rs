@@ -283,6 +283,11 @@ async fn metrics_count_real_traffic_and_pass_promtool() {
         "{text}"
     );
 
+    promtool_check(&text);
+}
+
+/// `promtool check metrics` must accept `text`.
+fn promtool_check(text: &str) {
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -393,6 +398,7 @@ async fn the_grafana_dashboard_only_queries_exported_metrics() {
         metrics.contains("cutover_shift_percent{route=\"api\"} 10"),
         "{metrics}"
     );
+    promtool_check(&metrics);
     let dashboard: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
