@@ -103,6 +103,8 @@ pub struct PoolRt {
     pub outlier: Option<Outlier>,
     /// Active checks.
     pub health: Option<HealthCheck>,
+    /// TLS to the backends.
+    pub tls: Option<crate::config::UpstreamTls>,
 }
 
 /// A backend with its live state and a ready upstream peer.
@@ -314,6 +316,7 @@ pub fn build(
             seq: Registry::shared(&registry.pool_seq, &pool.name),
             outlier: pool.outlier,
             health: pool.health.clone(),
+            tls: pool.tls.clone(),
         });
     }
     let mut routes = Vec::with_capacity(config.routes.len());

@@ -4,29 +4,48 @@
 use crate::conn::{GuardedStream, HeadLimits};
 use crate::control::Control;
 use crate::proxy::CutoverProxy;
+use crate::tls::edge::EdgeTls;
 use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// How long idle keep-alive connections are left open after the listeners
 /// stop, so that a client's request in flight is not cut off.
 pub const CLOSE_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Pingora's proxy behind a connection guard.
+/// Pingora's proxy behind a connection guard (and TLS, on TLS listeners).
 pub struct Edge {
     proxy: Arc<HttpProxy<CutoverProxy>>,
     control: Arc<Control>,
+    /// TLS listeners by their bound address.
+    tls: Vec<(SocketAddr, Arc<EdgeTls>)>,
 }
 
 impl Edge {
-    /// Wrap `proxy`; limits come from `control`'s current config.
-    pub fn new(proxy: HttpProxy<CutoverProxy>, control: Arc<Control>) -> Edge {
+    /// Wrap `proxy`; limits come from `control`'s current config; connections
+    /// to the addresses in `tls` are TLS.
+    pub fn new(
+        proxy: HttpProxy<CutoverProxy>,
+        control: Arc<Control>,
+        tls: Vec<(SocketAddr, Arc<EdgeTls>)>,
+    ) -> Edge {
         Edge {
             proxy: Arc::new(proxy),
             control,
+            tls,
         }
+    }
+
+    fn tls_for(&self, stream: &Stream) -> Option<&Arc<EdgeTls>> {
+        if self.tls.is_empty() {
+            return None;
+        }
+        let digest = stream.get_socket_digest()?;
+        let local = *digest.local_addr()?.as_inet()?;
+        self.tls.iter().find(|(a, _)| *a == local).map(|(_, t)| t)
     }
 }
 
@@ -37,6 +56,19 @@ impl ServerApp for Edge {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let stream = match self.tls_for(&stream) {
+            None => stream,
+            Some(tls) => match tls
+                .accept(stream, self.control.snapshot().config.proxy.header_timeout)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!("TLS handshake failed: {e}");
+                    return None;
+                }
+            },
+        };
         let limits = {
             let snap = self.control.snapshot();
             let p = &snap.config.proxy;

@@ -77,6 +77,8 @@ pub struct App {
     pub proxy_addrs: Vec<SocketAddr>,
     /// The admin listener, with its real port.
     pub admin_addr: SocketAddr,
+    /// The TLS listeners, with their real ports.
+    pub tls_addrs: Vec<SocketAddr>,
 }
 
 /// Background work: health checks and reloads.
@@ -182,6 +184,13 @@ impl App {
                 .collect()
         };
         let proxy_bound = bind(&cfg.proxy.listen)?;
+        let tls_listen: Vec<SocketAddr> = cfg.proxy.tls.iter().map(|t| t.listen).collect();
+        let tls_bound = bind(&tls_listen)?;
+        let tls_addrs: Vec<SocketAddr> = if opts.upgrade {
+            tls_listen.clone()
+        } else {
+            tls_bound.iter().map(|p| p.local).collect()
+        };
         let admin_bound = bind(&[cfg.admin.listen])?;
         let admin_addr = admin_bound.first().map_or(cfg.admin.listen, |p| p.local);
         let proxy_addrs: Vec<SocketAddr> = if opts.upgrade {
@@ -197,14 +206,22 @@ impl App {
             o.h2c = true;
             o
         });
+        // TLS listeners are plain TCP to Pingora: the edge does the handshake.
+        let tls_by_addr = tls_addrs
+            .iter()
+            .copied()
+            .zip(control.edge_tls.iter().cloned())
+            .collect();
         let mut service = Service::new(
             "cutover proxy".into(),
-            edge::Edge::new(proxy, control.clone()),
+            edge::Edge::new(proxy, control.clone(), tls_by_addr),
         );
-        for addr in &proxy_addrs {
+        for addr in proxy_addrs.iter().chain(&tls_addrs) {
             service.add_tcp(&addr.to_string());
         }
-        server.add_service(WithPrebound::new(service, proxy_bound));
+        let mut bound = proxy_bound;
+        bound.extend(tls_bound);
+        server.add_service(WithPrebound::new(service, bound));
 
         let reloader = opts.config_file.then(|| Reloader::new(control.clone()));
         let api = Arc::new(AdminApi::new(control.clone(), reloader.clone()));
@@ -218,7 +235,7 @@ impl App {
 
         let file_watch = match &reloader {
             Some(r) => {
-                match crate::reload::watch::start(r.path()) {
+                match crate::reload::watch::start(&r.watched_dirs()) {
                     Ok(w) => Some(w),
                     Err(e) => {
                         tracing::warn!("cannot watch the config file ({e}); reload with SIGHUP or POST /reload");
@@ -242,6 +259,9 @@ impl App {
         for addr in &proxy_addrs {
             info!(kind = "proxy", %addr, "listening");
         }
+        for addr in &tls_addrs {
+            info!(kind = "tls", %addr, "listening");
+        }
         info!(kind = "admin", addr = %admin_addr, "listening");
         Ok(App {
             server,
@@ -249,6 +269,7 @@ impl App {
             reload_tx,
             proxy_addrs,
             admin_addr,
+            tls_addrs,
         })
     }
 

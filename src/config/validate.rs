@@ -175,7 +175,12 @@ impl Validator<'_> {
             tls.push(self.tls_listener(t, i)?);
         }
         let mut seen = HashSet::new();
-        for a in listen.iter().chain(tls.iter().map(|t| &t.listen)) {
+        // Port 0 picks a fresh port each time, so it never collides.
+        for a in listen
+            .iter()
+            .chain(tls.iter().map(|t| &t.listen))
+            .filter(|a| a.port() != 0)
+        {
             if !seen.insert(*a) {
                 return Err(self.r.at(
                     raw.listen.as_ref().map_or(span.clone(), |l| l.span()),

@@ -18,6 +18,7 @@ use crate::shift::gate::Verdict;
 use crate::shift::persist;
 use crate::shift::ShiftState;
 use crate::snapshot::{self, BuildError, BuildInputs, Registry, Snapshot};
+use crate::tls::edge::EdgeTls;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -176,6 +177,8 @@ pub struct Control {
     pub lifecycle: Arc<Lifecycle>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
+    /// The TLS listeners' handshake sides (certificates reload in place).
+    pub edge_tls: Vec<Arc<EdgeTls>>,
     /// The generation of the last published snapshot, for watchers.
     published: tokio::sync::watch::Sender<u64>,
 }
@@ -292,6 +295,18 @@ impl Control {
             last_reload: None,
         };
         let snap = Self::build(&st, &registry, &metrics)?;
+        let edge_tls = st
+            .config
+            .proxy
+            .tls
+            .iter()
+            .map(|l| {
+                EdgeTls::new(l).map(Arc::new).map_err(|e| BuildError::Tls {
+                    pool: format!("listener {}", l.listen),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         metrics.reloads.with_label_values(&["ok"]).inc();
         metrics.last_reload_success.set(unix_seconds(st.loaded_at));
         Ok(Arc::new(Control {
@@ -300,6 +315,7 @@ impl Control {
             state: Mutex::new(st),
             lifecycle: Arc::default(),
             metrics,
+            edge_tls,
             published: tokio::sync::watch::Sender::new(1),
         }))
     }
@@ -423,6 +439,15 @@ impl Control {
             })
             .collect();
         self.publish(&mut next)?;
+        // New certificates for the listeners that keep running (a changed
+        // listener address waits for a restart).
+        for listener in &config.proxy.tls {
+            if let Some(edge) = self.edge_tls.iter().find(|e| e.listen == listener.listen) {
+                if let Err(e) = edge.reload(listener) {
+                    tracing::error!(listener = %listener.listen, "certificates not reloaded, the old ones stay: {e}");
+                }
+            }
+        }
         self.registry.prune(&config);
         *st = next;
         self.persist(&st);

@@ -15,7 +15,7 @@ use pingora::server::ShutdownWatch;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -60,10 +60,14 @@ fn reconcile(control: &Arc<Control>, loops: &mut HashMap<Key, JoinHandle<()>>) {
     }
 }
 
+/// TLS for probes of one pool: its settings and the client config made from them.
+type ProbeTls = (crate::config::UpstreamTls, Arc<rustls::ClientConfig>);
+
 async fn probe_loop(control: Arc<Control>, (pool_name, addr): Key) {
+    let mut tls_cache: Option<ProbeTls> = None;
     loop {
         let started = tokio::time::Instant::now();
-        let (check, socket, state) = {
+        let (check, socket, state, tls, sni) = {
             let snap = control.snapshot();
             let Some(pool) = snap.pools.iter().find(|p| p.name == pool_name) else {
                 return;
@@ -74,9 +78,36 @@ async fn probe_loop(control: Arc<Control>, (pool_name, addr): Key) {
             let Some(b) = pool.backends.iter().find(|b| b.addr == addr) else {
                 return;
             };
-            (check, b.socket, b.state.clone())
+            (
+                check,
+                b.socket,
+                b.state.clone(),
+                pool.tls.clone(),
+                b.peer.sni.clone(),
+            )
         };
-        let result = probe(socket, &addr, &check).await;
+        let tls = match tls {
+            None => None,
+            Some(settings) => match &tls_cache {
+                Some((cached, config)) if *cached == settings => Some(config.clone()),
+                _ => match crate::tls::client::client_config(&settings) {
+                    Ok(config) => {
+                        tls_cache = Some((settings, config.clone()));
+                        Some(config)
+                    }
+                    Err(e) => {
+                        warn!(pool = %pool_name, "cannot set up TLS for health checks: {e}");
+                        None
+                    }
+                },
+            },
+        };
+        let target = Target {
+            socket,
+            host: if sni.is_empty() { &addr } else { &sni },
+            tls: tls.map(|c| (c, sni.clone())),
+        };
+        let result = probe(&target, &check).await;
         let pass = result.is_ok();
         let reason = result.err();
         match state.record_check(pass, reason.clone(), check.rise, check.fall, now_ms()) {
@@ -96,9 +127,19 @@ async fn probe_loop(control: Arc<Control>, (pool_name, addr): Key) {
     }
 }
 
+/// What a probe connects to.
+pub struct Target<'a> {
+    /// Address.
+    pub socket: SocketAddr,
+    /// `Host` header.
+    pub host: &'a str,
+    /// TLS client config and server name, for TLS pools.
+    pub tls: Option<(Arc<rustls::ClientConfig>, String)>,
+}
+
 /// Probe one backend once: `Ok` on a pass, else the reason.
-pub async fn probe(socket: SocketAddr, host: &str, check: &HealthCheck) -> Result<(), String> {
-    match tokio::time::timeout(check.timeout, probe_inner(socket, host, &check.probe)).await {
+pub async fn probe(target: &Target<'_>, check: &HealthCheck) -> Result<(), String> {
+    match tokio::time::timeout(check.timeout, probe_inner(target, &check.probe)).await {
         Ok(result) => result,
         Err(_) => Err(format!(
             "timed out after {}",
@@ -107,10 +148,27 @@ pub async fn probe(socket: SocketAddr, host: &str, check: &HealthCheck) -> Resul
     }
 }
 
-async fn probe_inner(socket: SocketAddr, host: &str, probe: &Probe) -> Result<(), String> {
-    let mut stream = TcpStream::connect(socket)
+async fn probe_inner(target: &Target<'_>, probe: &Probe) -> Result<(), String> {
+    let tcp = TcpStream::connect(target.socket)
         .await
         .map_err(|e| format!("connect: {e}"))?;
+    let Some((config, sni)) = &target.tls else {
+        return http_probe(tcp, target.host, probe).await;
+    };
+    let name = rustls::pki_types::ServerName::try_from(sni.clone())
+        .map_err(|e| format!("bad TLS server name {sni:?}: {e}"))?;
+    let tls = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("tls: {e}"))?;
+    http_probe(tls, target.host, probe).await
+}
+
+async fn http_probe<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    host: &str,
+    probe: &Probe,
+) -> Result<(), String> {
     let Probe::Http { path, expect } = probe else {
         return Ok(());
     };
@@ -130,7 +188,7 @@ async fn probe_inner(socket: SocketAddr, host: &str, probe: &Probe) -> Result<()
 }
 
 /// Read just the status line of an HTTP/1 response.
-async fn read_status(stream: &mut TcpStream) -> Result<u16, String> {
+async fn read_status<S: AsyncRead + Unpin>(stream: &mut S) -> Result<u16, String> {
     let mut buf = [0u8; 256];
     let mut len = 0;
     loop {

@@ -85,14 +85,20 @@ impl Reloader {
     /// A reloader for the config `control` was started with.
     pub fn new(control: Arc<Control>) -> Arc<Reloader> {
         let config = control.config();
-        Arc::new(Reloader {
+        let reloader = Arc::new(Reloader {
             path: config.path.clone(),
             running: Fixed::of(&config),
-            last_seen: Mutex::new(config.hash.clone()),
+            last_seen: Mutex::new(String::new()),
             control,
             pending_restart: Mutex::default(),
             serial: tokio::sync::Mutex::new(()),
-        })
+        });
+        if let Ok(text) = std::fs::read_to_string(&reloader.path) {
+            if let Ok(mut seen) = reloader.last_seen.lock() {
+                *seen = reloader.fingerprint(&text);
+            }
+        }
+        reloader
     }
 
     /// The config file.
@@ -125,10 +131,44 @@ impl Reloader {
             Err(_) => return None,
         };
         let seen = self.last_seen.lock().map(|s| s.clone()).unwrap_or_default();
-        if crate::config::text_hash(&text) == seen {
+        if self.fingerprint(&text) == seen {
             return None;
         }
         Some(self.apply(text).await)
+    }
+
+    /// The config text and the certificate files it uses: a certificate
+    /// renewed on disk is a change worth reloading too.
+    fn fingerprint(&self, text: &str) -> String {
+        let mut all = text.as_bytes().to_vec();
+        for listener in &self.control.config().proxy.tls {
+            for pair in &listener.certs {
+                all.extend(std::fs::read(&pair.cert).unwrap_or_default());
+                all.extend(std::fs::read(&pair.key).unwrap_or_default());
+            }
+        }
+        crate::config::text_hash(&String::from_utf8_lossy(&all))
+    }
+
+    /// Directories whose changes may call for a reload: the config file's
+    /// and its certificates'.
+    pub fn watched_dirs(&self) -> Vec<std::path::PathBuf> {
+        let dir = |p: &std::path::Path| match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let mut dirs = vec![dir(&self.path)];
+        for listener in &self.control.config().proxy.tls {
+            for pair in &listener.certs {
+                for p in [&pair.cert, &pair.key] {
+                    let d = dir(p);
+                    if !dirs.contains(&d) {
+                        dirs.push(d);
+                    }
+                }
+            }
+        }
+        dirs
     }
 
     async fn read(&self) -> Result<String, ReloadError> {
@@ -143,8 +183,9 @@ impl Reloader {
     }
 
     async fn apply(&self, text: String) -> Result<String, ReloadError> {
+        let fingerprint = self.fingerprint(&text);
         if let Ok(mut seen) = self.last_seen.lock() {
-            *seen = crate::config::text_hash(&text);
+            *seen = fingerprint;
         }
         let path = self.path.clone();
         let control = self.control.clone();

@@ -12,7 +12,6 @@
 use super::Reloader;
 use notify::{RecursiveMode, Watcher};
 use pingora::server::ShutdownWatch;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -28,20 +27,22 @@ pub struct FileWatch {
     events: mpsc::UnboundedReceiver<()>,
 }
 
-/// Start watching the directory of `path`.
-pub fn start(path: &Path) -> notify::Result<FileWatch> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
+/// Start watching `dirs` (the config file's directory first).
+pub fn start(dirs: &[std::path::PathBuf]) -> notify::Result<FileWatch> {
     let (tx, events) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok() {
             let _ = tx.send(());
         }
     })?;
-    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
-    debug!(dir = %dir.display(), "watching the config directory");
+    for (i, dir) in dirs.iter().enumerate() {
+        match watcher.watch(dir, RecursiveMode::NonRecursive) {
+            Ok(()) => debug!(dir = %dir.display(), "watching for config changes"),
+            // The config's own directory must be watched; others are a bonus.
+            Err(e) if i == 0 => return Err(e),
+            Err(e) => tracing::warn!(dir = %dir.display(), "cannot watch certificates here: {e}"),
+        }
+    }
     Ok(FileWatch {
         _watcher: watcher,
         events,

@@ -4,6 +4,10 @@
 //! Pingora's own TLS settings panic on unreadable files; every file goes
 //! through here first so a bad one is a config error naming the file.
 
+pub mod client;
+pub mod edge;
+mod stream;
+
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
