@@ -124,6 +124,37 @@ impl GuardedStream {
         &self.peeked[self.peeked_pos as usize..self.peeked_len as usize]
     }
 
+    /// Wait until the client sends the first bytes of its next request
+    /// (`true`), or closes or stays idle past `idle` (`false`). The bytes are
+    /// kept and handed out again by the next reads. Waiting here, instead of
+    /// inside Pingora's request reader, keeps an idle keep-alive connection
+    /// down to this small struct: no header buffer, no request state.
+    pub async fn wait_for_request(&mut self) -> io::Result<bool> {
+        if !self.unread_peeked().is_empty() {
+            return Ok(true);
+        }
+        self.peeked_pos = 0;
+        self.peeked_len = 0;
+        let mut tmp = [0u8; 24];
+        let n = std::future::poll_fn(|cx| {
+            let mut rb = ReadBuf::new(&mut tmp);
+            ready!(self.poll_guarded(cx, &mut rb))?;
+            Poll::Ready(Ok::<usize, io::Error>(rb.filled().len()))
+        })
+        .await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.peeked[..n].copy_from_slice(&tmp[..n]);
+        self.peeked_len = n as u8;
+        Ok(true)
+    }
+
+    /// The connection turned out to speak HTTP/2 (ALPN or h2c preface).
+    pub fn is_http2(&self) -> bool {
+        self.phase.load(Relaxed) == OFF
+    }
+
     fn set_phase(&self, phase: u8) {
         // An HTTP/2 connection stays off for good.
         let _ = self

@@ -1,11 +1,14 @@
-//! The client-facing application: guards each connection's request heads
-//! (see [`crate::conn`]) and hands it to Pingora's HTTP proxy.
+//! The client-facing application: TLS on TLS listeners, request-head limits
+//! on every connection (see [`crate::conn`]), and the HTTP/1 keep-alive loop,
+//! handing each request to Pingora's HTTP proxy. HTTP/2 connections go to
+//! Pingora whole.
 
 use crate::conn::{GuardedStream, HeadLimits};
 use crate::control::Control;
 use crate::proxy::CutoverProxy;
 use crate::tls::edge::EdgeTls;
-use pingora::apps::ServerApp;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
@@ -15,6 +18,16 @@ use std::sync::Arc;
 /// How long idle keep-alive connections are left open after the listeners
 /// stop, so that a client's request in flight is not cut off.
 pub const CLOSE_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Resolves once the server is shutting down and [`CLOSE_IDLE_AFTER`] has
+/// passed: an idle keep-alive connection is closed then.
+async fn close_when_idle(shutdown: &mut ShutdownWatch) {
+    if shutdown.wait_for(|down| *down).await.is_err() {
+        // The server is gone; nothing to wait for.
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(CLOSE_IDLE_AFTER).await;
+}
 
 /// Pingora's proxy behind a connection guard (and TLS, on TLS listeners).
 pub struct Edge {
@@ -78,8 +91,36 @@ impl ServerApp for Edge {
                 max_bytes: p.max_header_bytes,
             }
         };
-        let guarded: Stream = Box::new(GuardedStream::new(stream, limits, &self.control.lifecycle));
-        self.proxy.process_new(guarded, shutdown).await
+        let mut guarded = Box::new(GuardedStream::new(stream, limits, &self.control.lifecycle));
+        if guarded.is_http2() {
+            // HTTP/2 by ALPN: Pingora multiplexes the connection itself.
+            return Box::pin(self.proxy.process_new(guarded, shutdown)).await;
+        }
+        let mut settings: Option<HttpPersistentSettings> = None;
+        loop {
+            // Idle between requests in this small future; the request's own
+            // (large) state lives on the heap only while a request runs.
+            let mut closing = shutdown.clone();
+            let arrived = tokio::select! {
+                r = guarded.wait_for_request() => r.unwrap_or(false),
+                _ = close_when_idle(&mut closing) => false,
+            };
+            if !arrived {
+                return None;
+            }
+            if guarded.is_http2() {
+                // An h2c preface: hand the whole connection over.
+                return Box::pin(self.proxy.process_new(guarded, shutdown)).await;
+            }
+            let mut session = ServerSession::new_http1(guarded);
+            if let Some(s) = settings.take() {
+                s.apply_to_session(&mut session);
+            }
+            let reused = Box::pin(self.proxy.process_new_http(session, shutdown)).await?;
+            let (stream, next) = reused.consume();
+            settings = next;
+            guarded = stream.into_any().downcast::<GuardedStream>().ok()?;
+        }
     }
 
     /// The listeners have stopped. Busy keep-alive connections close after

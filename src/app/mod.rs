@@ -20,6 +20,8 @@ use async_trait::async_trait;
 use listeners::{prebind, Prebound, WithPrebound};
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::ListenerConfig;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -155,6 +157,7 @@ impl App {
             // Pingora's fail-safe cap on attempts.
             max_retries: crate::proxy::select::MAX_ATTEMPTS,
             upstream_keepalive_pool_size: 1024,
+            work_stealing: std::env::var("CUTOVER_EXPERIMENT_STEAL").map_or(true, |v| v == "1"),
             ..ServerConf::default()
         };
         conf.upgrade_sock = opts
@@ -217,7 +220,12 @@ impl App {
             edge::Edge::new(proxy, control.clone(), tls_by_addr),
         );
         for addr in proxy_addrs.iter().chain(&tls_addrs) {
-            service.add_tcp(&addr.to_string());
+            // No L4 read buffer: HTTP/1 reads straight into the request's own
+            // buffer, and an idle connection holds no 64 KiB buffer.
+            service.add_listener(
+                ListenerConfig::tcp(addr.to_string())
+                    .l4_buffer(L4BufferSettings::default().read(0)),
+            );
         }
         let mut bound = proxy_bound;
         bound.extend(tls_bound);

@@ -10,7 +10,8 @@
 //! read, and a file written slowly is tried only once it holds still.
 
 use super::Reloader;
-use notify::{RecursiveMode, Watcher};
+use notify::event::ModifyKind;
+use notify::{EventKind, RecursiveMode, Watcher};
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +32,17 @@ pub struct FileWatch {
 pub fn start(dirs: &[std::path::PathBuf]) -> notify::Result<FileWatch> {
     let (tx, events) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        // Only changes of content or names count: reading the file (ours
+        // included) is an access event and updates its access time (a
+        // metadata event); reacting to those would read it in a loop.
+        let change = event.is_ok_and(|e| match e.kind {
+            EventKind::Modify(ModifyKind::Metadata(_)) => false,
+            EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any => {
+                true
+            }
+            _ => false,
+        });
+        if change {
             let _ = tx.send(());
         }
     })?;

@@ -1,0 +1,413 @@
+#!/usr/bin/env python3
+"""Load comparison: cutover against nginx, HAProxy and a bare Pingora proxy.
+
+All proxies run on the same machine, in front of the same two nginx backends
+(weights 80/20, upstream keep-alive, access logs off), and are driven by the
+same `wrk` in interleaved rounds, so that drift of the machine hits them all
+alike. For each proxy it reports requests per second, p50 and p99 latency,
+and the CPU time its own processes spent per request (from /proc/PID/stat),
+plus ratios to nginx and HAProxy. Then, per proxy, the resident memory with
+10,000 idle keep-alive client connections; and, for cutover, the time from a
+config file write to the new split serving.
+
+Usage: benches/load.py [--rounds N] [--duration S] [--connections C]
+                       [--threads T] [--smoke] [--skip-idle]
+Run through scripts/bench.sh, which installs nginx, HAProxy and wrk and
+builds the release binaries.
+"""
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def tree(pid):
+    """pid and all its descendants."""
+    pids = [pid]
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+        except OSError:
+            continue
+    i = 0
+    while i < len(pids):
+        pids.extend(children.get(pids[i], []))
+        i += 1
+    return pids
+
+
+def cpu_ticks(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except OSError:
+            pass
+    return total
+
+
+def rss_kb(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def parse_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return float("nan")
+    v, unit = float(m.group(1)), m.group(2)
+    return {"us": v / 1000, "ms": v, "s": v * 1000}[unit]
+
+
+def wrk(port, duration, connections):
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    dist = out.split("Latency Distribution", 1)[1]
+    p50 = parse_ms(re.search(r"\n\s*50%\s+(\S+)", dist).group(1))
+    p99 = parse_ms(re.search(r"\n\s*99%\s+(\S+)", dist).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock_err = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": rps,
+        "requests": total,
+        "p50": p50,
+        "p99": p99,
+        "errors": int(errors.group(1)) if errors else 0,
+        "socket_errors": sock_err.group(1) if sock_err else "",
+    }
+
+
+def raise_fd_limit():
+    """Room for 10,000 idle connections (root may raise the hard limit)."""
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+    except (ValueError, OSError):
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+class Proc:
+    def __init__(self, name, argv, port, cwd=None):
+        self.name, self.port = name, port
+        self.log = tempfile.TemporaryFile()
+        self.p = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            preexec_fn=raise_fd_limit,
+        )
+        try:
+            wait_port(port)
+        except SystemExit:
+            self.log.seek(0)
+            raise SystemExit(f"{name} did not start: {self.log.read().decode(errors='replace')[-2000:]}")
+
+    def pids(self):
+        return tree(self.p.pid)
+
+    def stop(self):
+        for pid in reversed(self.pids()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.p.wait()
+
+
+NGINX_BACKENDS = """
+worker_processes 1;
+daemon off;
+pid {dir}/backends.pid;
+error_log stderr error;
+events {{ worker_connections 20000; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  server {{ listen 127.0.0.1:{b1} backlog=4096; location / {{ return 200 "backend 1 ok\\n"; }} }}
+  server {{ listen 127.0.0.1:{b2} backlog=4096; location / {{ return 200 "backend 2 ok\\n"; }} }}
+}}
+"""
+
+NGINX_PROXY = """
+worker_processes {threads};
+daemon off;
+pid {dir}/proxy.pid;
+error_log stderr error;
+worker_rlimit_nofile 65536;
+events {{ worker_connections 30000; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  upstream app {{ server 127.0.0.1:{b1} weight=4; server 127.0.0.1:{b2} weight=1; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}
+}}
+"""
+
+HAPROXY = """
+global
+  nbthread {threads}
+  # As many connections as this sandbox's 20,000-descriptor hard limit lets
+  # HAProxy accept (it reserves two per connection).
+  maxconn 9950
+  ulimit-n 20000
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:{port}
+  default_backend be
+backend be
+  balance roundrobin
+  server b1 127.0.0.1:{b1} weight 4
+  server b2 127.0.0.1:{b2} weight 1
+"""
+
+CUTOVER = """
+[proxy]
+listen = ["127.0.0.1:{port}"]
+threads = {threads}
+[admin]
+listen = "127.0.0.1:{admin}"
+[log]
+access = "off"
+[pools.onprem]
+backends = ["127.0.0.1:{b1}"]
+[pools.cloud]
+backends = ["127.0.0.1:{b2}"]
+[[routes]]
+name = "app"
+split = {{ onprem = {on}, cloud = {cl} }}
+"""
+
+
+def idle_rss(proc, n):
+    """RSS of `proc` with `n` idle keep-alive client connections."""
+    before = rss_kb(proc.pids())
+    conns = []
+    req = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", proc.port), timeout=5)
+        s.sendall(req)
+        s.recv(4096)
+        conns.append(s)
+    time.sleep(1.0)
+    after = rss_kb(proc.pids())
+    for s in conns:
+        s.close()
+    return before, after
+
+
+def reload_latency(proc, cfg_path, admin_port, text_for, n):
+    """Time from writing a new config to the proxy serving it."""
+    times = []
+    for i in range(n):
+        text = text_for(i)
+        start = time.perf_counter()
+        tmp = cfg_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, cfg_path)
+        want = fnv(text)
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/status") as r:
+                if json.load(r)["config"]["hash"] == want:
+                    break
+            if time.perf_counter() - start > 10:
+                raise SystemExit("reload never applied")
+            time.sleep(0.001)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def fnv(text):
+    h = 0xCBF29CE484222325
+    for b in text.encode():
+        h ^= b
+        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2, help="nginx workers, HAProxy threads, Pingora threads")
+    ap.add_argument("--cutover-threads", type=int, default=None)
+    ap.add_argument("--idle", type=int, default=10000)
+    ap.add_argument("--skip-idle", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="one short round, few idle connections")
+    ap.add_argument("--only", default="", help="comma-separated proxies to load (default: all)")
+    ap.add_argument("--skip-reload", action="store_true")
+    args = ap.parse_args()
+    raise_fd_limit()
+    if args.smoke:
+        args.rounds, args.duration, args.idle = 1, 2, 200
+    cut_threads = args.cutover_threads or args.threads
+    for tool in ["nginx", "haproxy", "wrk"]:
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            raise SystemExit(f"{tool} is missing: run scripts/bench.sh")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    cutover = os.path.join(ROOT, "target/release/cutover")
+    bare = os.path.join(ROOT, "target/release/examples/bare_pingora")
+
+    d = tempfile.mkdtemp(prefix="cutover-bench-")
+    b1, b2 = free_port(), free_port()
+    ports = {k: free_port() for k in ["nginx", "haproxy", "pingora", "cutover", "admin"]}
+    procs = []
+    try:
+        with open(f"{d}/backends.conf", "w") as f:
+            f.write(NGINX_BACKENDS.format(dir=d, b1=b1, b2=b2))
+        procs.append(Proc("backends", [nginx, "-c", f"{d}/backends.conf", "-p", d], b1))
+        with open(f"{d}/proxy.conf", "w") as f:
+            f.write(NGINX_PROXY.format(dir=d, b1=b1, b2=b2, port=ports["nginx"], threads=args.threads))
+        with open(f"{d}/haproxy.cfg", "w") as f:
+            f.write(HAPROXY.format(b1=b1, b2=b2, port=ports["haproxy"], threads=args.threads))
+        cut_text = lambda on: CUTOVER.format(
+            port=ports["cutover"], admin=ports["admin"], threads=cut_threads, b1=b1, b2=b2, on=on, cl=100 - on
+        )
+        cfg_path = f"{d}/cutover.toml"
+        with open(cfg_path, "w") as f:
+            f.write(cut_text(80))
+        proxies = [
+            Proc("nginx", [nginx, "-c", f"{d}/proxy.conf", "-p", d], ports["nginx"]),
+            Proc("haproxy", [haproxy, "-f", f"{d}/haproxy.cfg"], ports["haproxy"]),
+            Proc("pingora", [bare, f"127.0.0.1:{ports['pingora']}", str(cut_threads), f"127.0.0.1:{b1}", f"127.0.0.1:{b2}"], ports["pingora"]),
+            Proc("cutover", [cutover, "run", "-c", cfg_path], ports["cutover"]),
+        ]
+        procs.extend(proxies)
+        if args.only:
+            keep = set(args.only.split(","))
+            for p in proxies:
+                if p.name not in keep:
+                    p.stop()
+            proxies = [p for p in proxies if p.name in keep]
+        for p in proxies:  # warm up connection pools
+            wrk(p.port, 1, args.connections)
+
+        results = {p.name: [] for p in proxies}
+        for r in range(args.rounds):
+            for p in proxies:
+                pids = p.pids()
+                t0 = cpu_ticks(pids)
+                w = wrk(p.port, args.duration, args.connections)
+                used = cpu_ticks(pids) - t0
+                w["cpu_us"] = used * 1e6 / TICK / max(w["requests"], 1)
+                results[p.name].append(w)
+                print(
+                    f"round {r + 1} {p.name:8} {w['rps']:9.0f} rps  p50 {w['p50']:6.2f} ms  p99 {w['p99']:6.2f} ms"
+                    f"  {w['cpu_us']:6.1f} us CPU/req  non-2xx {w['errors']} {w['socket_errors']}",
+                    flush=True,
+                )
+
+        med = {n: {k: statistics.median(x[k] for x in rs) for k in ["rps", "p50", "p99", "cpu_us"]} for n, rs in results.items()}
+        base = {k: med.get(k) or next(iter(med.values())) for k in ["nginx", "haproxy", "pingora", "cutover"]}
+        print()
+        print(f"median of {args.rounds} rounds, wrk -t2 -c{args.connections} -d{args.duration}s, {args.threads} workers/threads (cutover {cut_threads})")
+        print(f"{'proxy':9} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'rps/nginx':>10} {'cpu/haproxy':>12} {'p99/haproxy':>12}")
+        for n, m in med.items():
+            print(
+                f"{n:9} {m['rps']:9.0f} {m['p50']:8.2f} {m['p99']:8.2f} {m['cpu_us']:11.1f} "
+                f"{m['rps'] / base['nginx']['rps']:10.2f} {m['cpu_us'] / base['haproxy']['cpu_us']:12.2f} "
+                f"{m['p99'] / base['haproxy']['p99']:12.2f}"
+            )
+        print(
+            f"cutover vs bare Pingora: CPU per request {base['cutover']['cpu_us'] / base['pingora']['cpu_us'] - 1:+.1%}, "
+            f"rps {base['cutover']['rps'] / base['pingora']['rps'] - 1:+.1%}"
+        )
+
+        if not args.skip_idle:
+            print()
+            print(f"RSS with {args.idle} idle keep-alive client connections (one request each, then idle):")
+            for p in proxies:
+                n = min(args.idle, 9900) if p.name == "haproxy" else args.idle
+                before, after = idle_rss(p, n)
+                print(
+                    f"{p.name:9} {n:6} conns: {before / 1024:7.1f} MB -> {after / 1024:7.1f} MB"
+                    f"  ({(after - before) / n:6.2f} KB per connection)",
+                    flush=True,
+                )
+
+        if args.skip_reload or "cutover" not in [p.name for p in proxies]:
+            return
+        cut = next(p for p in proxies if p.name == "cutover")
+        times = reload_latency(cut, cfg_path, ports["admin"], lambda i: cut_text(70 if i % 2 == 0 else 80), 10 if args.smoke else 40)
+        times.sort()
+        print()
+        print(
+            f"cutover config write -> new split serving: median {statistics.median(times):.1f} ms, "
+            f"p90 {times[int(len(times) * 0.9) - 1]:.1f} ms, max {times[-1]:.1f} ms ({len(times)} reloads, polled every 1 ms)"
+        )
+    finally:
+        for p in procs:
+            p.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
