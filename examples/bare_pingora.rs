@@ -45,6 +45,7 @@ fn main() {
     let conf = ServerConf {
         threads,
         upstream_keepalive_pool_size: 1024,
+        work_stealing: false,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

@@ -95,10 +95,15 @@ pub struct GuardedStream {
     head: Option<HeadState>,
     sleep: Option<Pin<Box<Sleep>>>,
     reject: Option<Reject>,
-    /// Bytes read by [`Peek::try_peek`], handed out again by the next reads.
-    peeked: [u8; 24],
-    peeked_len: u8,
-    peeked_pos: u8,
+    /// Bytes read ahead (by [`GuardedStream::wait_for_request`] or
+    /// [`Peek::try_peek`]), handed out again by the next reads. Freed once
+    /// handed out.
+    replay: Vec<u8>,
+    replay_pos: usize,
+    /// Writes held until a flush, so a response head and a small body go out
+    /// in one send (the socket below has no write buffer, to keep idle
+    /// connections small). Empty, with no allocation, between responses.
+    wbuf: Vec<u8>,
     _open: OpenConnection,
 }
 
@@ -113,40 +118,47 @@ impl GuardedStream {
             head: None,
             sleep: None,
             reject: None,
-            peeked: [0; 24],
-            peeked_len: 0,
-            peeked_pos: 0,
+            replay: Vec::new(),
+            replay_pos: 0,
+            wbuf: Vec::new(),
             _open: OpenConnection::new(lifecycle),
         }
     }
 
-    fn unread_peeked(&self) -> &[u8] {
-        &self.peeked[self.peeked_pos as usize..self.peeked_len as usize]
+    fn unread_replay(&self) -> &[u8] {
+        &self.replay[self.replay_pos..]
     }
 
-    /// Wait until the client sends the first bytes of its next request
-    /// (`true`), or closes or stays idle past `idle` (`false`). The bytes are
-    /// kept and handed out again by the next reads. Waiting here, instead of
-    /// inside Pingora's request reader, keeps an idle keep-alive connection
-    /// down to this small struct: no header buffer, no request state.
+    /// One guarded read into a fresh buffer of up to `max` bytes, allocated
+    /// only for the duration of the poll unless data arrives.
+    fn poll_read_ahead(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Vec<u8>>> {
+        let mut v: Vec<u8> = Vec::with_capacity(max);
+        let mut rb = ReadBuf::uninit(v.spare_capacity_mut());
+        ready!(self.poll_guarded(cx, &mut rb))?;
+        let n = rb.filled().len();
+        // SAFETY: `poll_guarded` initialised the first `n` bytes of the spare
+        // capacity through `rb`.
+        unsafe { v.set_len(n) };
+        Poll::Ready(Ok(v))
+    }
+
+    /// Wait until the client sends its next request (`true`), or closes or
+    /// stays idle past `idle` (`false`). What was read is kept and handed out
+    /// again by the next reads. Waiting here, instead of inside Pingora's
+    /// request reader, keeps an idle keep-alive connection down to this small
+    /// struct: no buffer (one is allocated only when data arrives), no
+    /// request state. The read takes up to 4 KiB, so a usual request head
+    /// costs one read, as it would in Pingora.
     pub async fn wait_for_request(&mut self) -> io::Result<bool> {
-        if !self.unread_peeked().is_empty() {
+        if !self.unread_replay().is_empty() {
             return Ok(true);
         }
-        self.peeked_pos = 0;
-        self.peeked_len = 0;
-        let mut tmp = [0u8; 24];
-        let n = std::future::poll_fn(|cx| {
-            let mut rb = ReadBuf::new(&mut tmp);
-            ready!(self.poll_guarded(cx, &mut rb))?;
-            Poll::Ready(Ok::<usize, io::Error>(rb.filled().len()))
-        })
-        .await?;
-        if n == 0 {
+        let data = std::future::poll_fn(|cx| self.poll_read_ahead(cx, 4096)).await?;
+        if data.is_empty() {
             return Ok(false);
         }
-        self.peeked[..n].copy_from_slice(&tmp[..n]);
-        self.peeked_len = n as u8;
+        self.replay = data;
+        self.replay_pos = 0;
         Ok(true)
     }
 
@@ -217,12 +229,16 @@ impl AsyncRead for GuardedStream {
         if this.reject.is_some() {
             return this.poll_reject(cx);
         }
-        let replay = this.unread_peeked();
+        let replay = this.unread_replay();
         if !replay.is_empty() {
             // Already counted against the head limits when first read.
             let n = replay.len().min(buf.remaining());
             buf.put_slice(&replay[..n]);
-            this.peeked_pos += n as u8;
+            this.replay_pos += n;
+            if this.replay_pos == this.replay.len() {
+                this.replay = Vec::new();
+                this.replay_pos = 0;
+            }
             return Poll::Ready(Ok(()));
         }
         this.poll_guarded(cx, buf)
@@ -308,33 +324,62 @@ impl GuardedStream {
     }
 }
 
+/// Writes up to this size are held for coalescing.
+const WRITE_COALESCE: usize = 16 * 1024;
+
+impl GuardedStream {
+    /// Send everything held in `wbuf`.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut sent = 0;
+        while sent < self.wbuf.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &self.wbuf[sent..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "connection closed",
+                    )))
+                }
+                Poll::Ready(Ok(n)) => sent += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    self.wbuf.drain(..sent);
+                    return Poll::Pending;
+                }
+            }
+        }
+        // Free the buffer: an idle connection should hold nothing.
+        self.wbuf = Vec::new();
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl AsyncWrite for GuardedStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.wbuf.len() + buf.len() > WRITE_COALESCE {
+            ready!(this.poll_drain(cx))?;
+            if buf.len() > WRITE_COALESCE {
+                return Pin::new(&mut this.inner).poll_write(cx, buf);
+            }
+        }
+        this.wbuf.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
@@ -405,41 +450,30 @@ impl GetSocketDigest for GuardedStream {
 #[async_trait]
 impl Peek for GuardedStream {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        let want = buf.len().min(self.peeked.len());
         loop {
-            let have = self.unread_peeked();
-            let impossible = !H2_PREFACE.starts_with(have);
-            if have.len() >= want || impossible {
+            let have = self.unread_replay();
+            let impossible = !H2_PREFACE.starts_with(&have[..have.len().min(H2_PREFACE.len())]);
+            if have.len() >= buf.len() || impossible {
                 let n = have.len().min(buf.len());
                 buf[..n].copy_from_slice(&have[..n]);
                 buf[n..].fill(0);
-                if have.len() >= H2_PREFACE.len() && have == H2_PREFACE {
+                if have.starts_with(H2_PREFACE) {
                     self.phase.store(OFF, Relaxed);
                     self.head = None;
                 }
                 return Ok(true);
             }
-            // Compact, then read more into the tail of the peek buffer.
-            let (pos, len) = (self.peeked_pos as usize, self.peeked_len as usize);
-            self.peeked.copy_within(pos..len, 0);
-            self.peeked_len = (len - pos) as u8;
-            self.peeked_pos = 0;
-            let start = self.peeked_len as usize;
-            let mut tmp = [0u8; 24];
-            let n = std::future::poll_fn(|cx| {
-                let mut rb = ReadBuf::new(&mut tmp[..want - start]);
-                ready!(self.poll_guarded(cx, &mut rb))?;
-                Poll::Ready(Ok::<usize, io::Error>(rb.filled().len()))
-            })
-            .await?;
-            if n == 0 {
+            let more = std::future::poll_fn(|cx| self.poll_read_ahead(cx, 4096)).await?;
+            if more.is_empty() {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "closed before a request",
                 ));
             }
-            self.peeked[start..start + n].copy_from_slice(&tmp[..n]);
-            self.peeked_len += n as u8;
+            let rest = self.replay.split_off(self.replay_pos);
+            self.replay = rest;
+            self.replay.extend_from_slice(&more);
+            self.replay_pos = 0;
         }
     }
 }

@@ -62,18 +62,21 @@ impl Edge {
     }
 }
 
-#[async_trait::async_trait]
-impl ServerApp for Edge {
-    async fn process_new(
-        self: &Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
+impl Edge {
+    /// Serve one client connection until it closes.
+    pub async fn serve(self: Arc<Self>, stream: Stream, shutdown: ShutdownWatch) {
+        let _ = self.serve_inner(stream, &shutdown).await;
+    }
+
+    async fn serve_inner(&self, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
         let stream = match self.tls_for(&stream) {
             None => stream,
-            Some(tls) => match tls
-                .accept(stream, self.control.snapshot().config.proxy.header_timeout)
-                .await
+            // Boxed: the handshake's state is large, and an idle connection
+            // should not carry room for it.
+            Some(tls) => match Box::pin(
+                tls.accept(stream, self.control.snapshot().config.proxy.header_timeout),
+            )
+            .await
             {
                 Ok(s) => s,
                 Err(e) => {
@@ -128,7 +131,7 @@ impl ServerApp for Edge {
     /// draining); connections still idle after [`CLOSE_IDLE_AFTER`] are then
     /// closed. Closing every idle connection at once, as Pingora does, races
     /// with clients that are sending their next request at that moment.
-    async fn cleanup(&self) {
+    pub async fn cleanup(&self) {
         tokio::time::sleep(CLOSE_IDLE_AFTER).await;
         self.proxy.cleanup().await
     }

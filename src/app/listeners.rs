@@ -26,6 +26,11 @@ impl Prebound {
     pub fn key(&self) -> String {
         self.local.to_string()
     }
+
+    /// The socket as a standard listener.
+    pub fn into_listener(self) -> TcpListener {
+        TcpListener::from(self.fd)
+    }
 }
 
 /// Bind `addr` now.
