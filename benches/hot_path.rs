@@ -5,7 +5,8 @@
 //! `cargo bench --bench hot_path`; `scripts/bench.sh` runs the load
 //! comparison against nginx and HAProxy.
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
 use cutover::access_log::{format, Entry};
 use cutover::config::Config;
 use cutover::control::Control;

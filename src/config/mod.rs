@@ -15,7 +15,9 @@ mod error;
 pub mod raw;
 mod summary;
 mod validate;
+mod validate_pool;
 mod validate_route;
+mod validate_shift;
 
 pub use error::{ConfigError, Position};
 pub use summary::summary;

@@ -7,16 +7,17 @@
 //! lock-free `ArcSwap` load. The mutex here guards the control plane's own
 //! bookkeeping and is never taken by a request.
 
+mod routes;
 mod shift;
 
+use routes::{restore, route_weights};
+pub use routes::{route_definition, RouteControl, SplitError};
 pub use shift::{ShiftError, TICK};
 
 use crate::access_log::AccessLog;
-use crate::config::{Config, RouteConfig};
+use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::shift::gate::Verdict;
 use crate::shift::persist;
-use crate::shift::ShiftState;
 use crate::snapshot::{self, BuildError, BuildInputs, Registry, Snapshot};
 use crate::tls::edge::EdgeTls;
 use arc_swap::ArcSwap;
@@ -24,7 +25,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// Process lifecycle flags read by `/readyz` and the drain logic.
 #[derive(Debug, Default)]
@@ -82,81 +83,6 @@ pub struct ReloadOutcome {
     pub error: Option<String>,
 }
 
-/// Runtime decisions about one route, kept across snapshots, and across
-/// reloads as long as the route's split and shift stay as they were.
-#[derive(Debug, Clone)]
-pub struct RouteControl {
-    /// The route definition these decisions were made for.
-    pub definition: String,
-    /// When step 0 of its shift begins (`start_at`, or when first loaded).
-    pub origin: SystemTime,
-    /// An operator's split (weights per split entry), overriding the rest.
-    pub manual: Option<Vec<f64>>,
-    /// The shift's state, if the route has a shift.
-    pub shift: Option<ShiftState>,
-    /// The gate only counts requests from this `now_ms` on (reset when a
-    /// stopped shift runs again).
-    pub gate_since_ms: u64,
-    /// The gate's last verdict and when it was made.
-    pub last_verdict: Option<(SystemTime, Verdict)>,
-}
-
-impl RouteControl {
-    /// Fresh decisions for `route` at `now`.
-    pub fn fresh(config: &Config, route: &RouteConfig, now: SystemTime) -> RouteControl {
-        let origin = route.shift.as_ref().and_then(|s| s.start_at).unwrap_or(now);
-        RouteControl {
-            definition: route_definition(config, route),
-            origin,
-            manual: None,
-            shift: route.shift.as_ref().map(|s| ShiftState::at(s, origin, now)),
-            gate_since_ms: 0,
-            last_verdict: None,
-        }
-    }
-}
-
-/// What identifies a route's split and shift: runtime decisions about the
-/// route are kept across a reload only while this stays the same.
-pub fn route_definition(config: &Config, route: &RouteConfig) -> String {
-    let pool = |i: usize| config.pools[i].name.as_str();
-    let split: Vec<(&str, f64)> = route
-        .split
-        .iter()
-        .map(|e| (pool(e.pool), e.weight))
-        .collect();
-    let shift = route.shift.as_ref().map(|s| {
-        (
-            pool(s.to),
-            pool(s.from),
-            s.steps.clone(),
-            s.hold,
-            s.start_at,
-            s.gate.clone(),
-        )
-    });
-    format!("{split:?} {shift:?}")
-}
-
-/// What is wrong with an operator's split.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum SplitError {
-    /// No such route.
-    #[error("no route named {0:?}")]
-    UnknownRoute(String),
-    /// A pool that is not in the route's split.
-    #[error("pool {pool:?} is not in the split of route {route:?}")]
-    UnknownPool {
-        /// Route.
-        route: String,
-        /// Pool.
-        pool: String,
-    },
-    /// A negative, non-finite or all-zero set of weights.
-    #[error("weights must be 0 or more, and not all 0")]
-    BadWeights,
-}
-
 struct ControlState {
     config: Arc<Config>,
     state_path: Option<std::path::PathBuf>,
@@ -208,41 +134,6 @@ pub fn resolve_all(config: &Config) -> Result<HashMap<String, SocketAddr>, Build
         }
     }
     Ok(out)
-}
-
-/// The weights a route's split entries have now: an operator's split, else
-/// the shift's share, else the configured split.
-fn route_weights(route: &RouteConfig, rc: Option<&RouteControl>) -> Vec<f64> {
-    if let Some(manual) = rc.and_then(|rc| rc.manual.as_ref()) {
-        return manual.clone();
-    }
-    if let (Some(cfg), Some(state)) = (&route.shift, rc.and_then(|rc| rc.shift.as_ref())) {
-        if let Some(share) = state.share(cfg) {
-            let split: Vec<(usize, f64)> = route.split.iter().map(|e| (e.pool, e.weight)).collect();
-            return crate::shift::weights_for_share(&split, cfg.to, cfg.from, share);
-        }
-    }
-    route.split.iter().map(|e| e.weight).collect()
-}
-
-/// Decisions restored from a state file record.
-fn restore(
-    config: &Config,
-    route: &RouteConfig,
-    rec: &persist::RouteRecord,
-    now: SystemTime,
-) -> RouteControl {
-    let mut rc = RouteControl::fresh(config, route, now);
-    rc.origin = UNIX_EPOCH + Duration::from_millis(rec.origin_ms);
-    rc.manual = rec.manual.clone().filter(|m| m.len() == route.split.len());
-    if let (Some(cfg), Some(state)) = (&route.shift, rec.shift.clone()) {
-        let mut state = state;
-        state.step = state.step.min(cfg.steps.len().saturating_sub(1));
-        // Catch up with the time the process was down.
-        state.tick(cfg, now);
-        rc.shift = Some(state);
-    }
-    rc
 }
 
 fn unix_seconds(t: SystemTime) -> f64 {
@@ -463,60 +354,6 @@ impl Control {
             self.metrics.last_reload_success.set(unix_seconds(now));
         }
         self.lock().last_reload = Some(ReloadOutcome { at: now, error });
-    }
-
-    /// Set an operator's split for a route: `weights` by pool name; pools of
-    /// the split left out get 0.
-    pub fn set_split(
-        &self,
-        route: &str,
-        weights: &HashMap<String, f64>,
-    ) -> Result<Vec<(String, f64)>, SplitError> {
-        let mut st = self.lock();
-        let cfg = st.config.clone();
-        let r = cfg
-            .routes
-            .iter()
-            .find(|r| r.name == route)
-            .ok_or_else(|| SplitError::UnknownRoute(route.to_string()))?;
-        for pool in weights.keys() {
-            if !r.split.iter().any(|e| &cfg.pools[e.pool].name == pool) {
-                return Err(SplitError::UnknownPool {
-                    route: route.to_string(),
-                    pool: pool.clone(),
-                });
-            }
-        }
-        let w: Vec<f64> = r
-            .split
-            .iter()
-            .map(|e| weights.get(&cfg.pools[e.pool].name).copied().unwrap_or(0.0))
-            .collect();
-        if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().all(|x| *x == 0.0) {
-            return Err(SplitError::BadWeights);
-        }
-        let now = SystemTime::now();
-        let rc = st
-            .routes
-            .entry(route.to_string())
-            .or_insert_with(|| RouteControl::fresh(&cfg, r, now));
-        rc.manual = Some(w.clone());
-        // A split set by hand pauses the shift.
-        if let (Some(shift_cfg), Some(state)) = (&r.shift, rc.shift.as_mut()) {
-            if let Ok(t) = state.act(shift_cfg, crate::shift::Action::Pause, now) {
-                self.note_transition(route, &t, shift_cfg, None);
-            }
-        }
-        if let Err(e) = self.publish(&mut st) {
-            tracing::error!("cannot publish the new split: {e}");
-        }
-        self.persist(&st);
-        tracing::info!(route, ?weights, "split set by operator");
-        Ok(r.split
-            .iter()
-            .zip(w)
-            .map(|(e, w)| (cfg.pools[e.pool].name.clone(), w))
-            .collect())
     }
 
     /// The runtime decisions about a route.
