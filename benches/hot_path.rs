@@ -6,7 +6,6 @@
 //! comparison against nginx and HAProxy.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use std::hint::black_box;
 use cutover::access_log::{format, Entry};
 use cutover::config::Config;
 use cutover::control::Control;
@@ -14,6 +13,7 @@ use cutover::proxy::select::{choose_pool, next_backend, Tried};
 use cutover::route::RequestView;
 use cutover::split::{sequence_bucket, sticky_bucket};
 use http::{HeaderMap, HeaderValue, Method};
+use std::hint::black_box;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
