@@ -5,6 +5,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends cmake && rm -rf
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# Cargo.toml names the bench target, so its source must be present.
+COPY benches ./benches
+COPY examples ./examples
 RUN cargo build --locked --release --bin cutover
 
 FROM debian:bookworm-slim

@@ -9,7 +9,14 @@ request costs, which is what cutover adds on top of Pingora (the kernel's
 work per request is the same for both: the same system calls, counted with
 strace in the README).
 
-Usage: benches/instructions.py [--requests N]   (needs valgrind and nginx)
+The bare Pingora proxy (examples/bare_pingora.rs) runs three ways: as it
+ships; with the upstream timeouts cutover sets (Pingora has none by
+default); and also adding the X-Forwarded-* headers cutover adds. The last
+is the like-for-like baseline for what cutover's own features cost.
+
+Usage: benches/instructions.py [--requests N] [--keep DIR]
+       (needs valgrind and nginx; build first with
+        cargo build --release --bin cutover --example bare_pingora)
 """
 
 import argparse
@@ -81,6 +88,7 @@ def run(argv, port, requests, out, env=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--keep", metavar="DIR", help="keep the callgrind profiles here (for callgrind_annotate)")
     args = ap.parse_args()
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is missing")
@@ -97,7 +105,7 @@ def main():
     wait_port(b1)
     results = {}
     try:
-        for name in ["pingora", "cutover"]:
+        for name in ["pingora", "pingora+timeouts", "pingora+timeouts+xff", "cutover"]:
             port, admin = free_port(), free_port()
             if name == "cutover":
                 cfg = f"{d}/c/cutover.toml"
@@ -112,14 +120,26 @@ def main():
                 env = dict(os.environ, MIMALLOC_ARENA_EAGER_COMMIT="0")
             else:
                 argv = [os.path.join(ROOT, "target/release/examples/bare_pingora"), f"127.0.0.1:{port}", "1", f"127.0.0.1:{b1}"]
-                env = None
+                env = dict(
+                    os.environ,
+                    BARE_TIMEOUTS="1" if "timeouts" in name else "0",
+                    BARE_FORWARDED="1" if "xff" in name else "0",
+                )
             i0 = run(argv, port, 0, f"{d}/{name}.0", env)
             i1 = run(argv, port, args.requests, f"{d}/{name}.1", env)
             results[name] = (i1 - i0) / args.requests
-            print(f"{name:8} {results[name]:10.0f} instructions per request", flush=True)
-        print(f"cutover vs bare Pingora: {results['cutover'] / results['pingora'] - 1:+.1%} instructions per request")
+            print(f"{name:21} {results[name]:10.0f} instructions per request", flush=True)
+        for base in ["pingora", "pingora+timeouts", "pingora+timeouts+xff"]:
+            print(f"cutover vs {base}: {results['cutover'] / results[base] - 1:+.1%} instructions per request")
     finally:
-        backend.kill()
+        # SIGTERM to the master lets nginx stop its worker too (SIGKILL would
+        # orphan it, holding our stdout open).
+        backend.terminate()
+        backend.wait()
+        if args.keep:
+            os.makedirs(args.keep, exist_ok=True)
+            for name in results:
+                shutil.copy(f"{d}/{name}.1", os.path.join(args.keep, f"{name}.callgrind"))
         shutil.rmtree(d, ignore_errors=True)
 
 

@@ -6,7 +6,9 @@ All proxies run on the same machine, in front of the same two nginx backends
 same `wrk` in interleaved rounds, so that drift of the machine hits them all
 alike. For each proxy it reports requests per second, p50 and p99 latency,
 and the CPU time its own processes spent per request (from /proc/PID/stat),
-plus ratios to nginx and HAProxy. Then, per proxy, the resident memory with
+plus ratios to nginx and HAProxy. The bare Pingora proxy runs twice: as it
+ships, and with cutover's upstream timeouts and X-Forwarded-* headers
+("pingora-eq"), the like-for-like baseline. Then, per proxy, the resident memory with
 10,000 idle keep-alive client connections; and, for cutover, the time from a
 config file write to the new split serving.
 
@@ -142,12 +144,13 @@ def raise_fd_limit():
 
 
 class Proc:
-    def __init__(self, name, argv, port, cwd=None):
+    def __init__(self, name, argv, port, cwd=None, env=None):
         self.name, self.port = name, port
         self.log = tempfile.TemporaryFile()
         self.p = subprocess.Popen(
             argv,
             cwd=cwd,
+            env=None if env is None else dict(os.environ, **env),
             stdout=subprocess.DEVNULL,
             stderr=self.log,
             preexec_fn=raise_fd_limit,
@@ -318,7 +321,7 @@ def main():
 
     d = tempfile.mkdtemp(prefix="cutover-bench-")
     b1, b2 = free_port(), free_port()
-    ports = {k: free_port() for k in ["nginx", "haproxy", "pingora", "cutover", "admin"]}
+    ports = {k: free_port() for k in ["nginx", "haproxy", "pingora", "pingora-eq", "cutover", "admin"]}
     procs = []
     try:
         with open(f"{d}/backends.conf", "w") as f:
@@ -338,6 +341,14 @@ def main():
             Proc("nginx", [nginx, "-c", f"{d}/proxy.conf", "-p", d], ports["nginx"]),
             Proc("haproxy", [haproxy, "-f", f"{d}/haproxy.cfg"], ports["haproxy"]),
             Proc("pingora", [bare, f"127.0.0.1:{ports['pingora']}", str(cut_threads), f"127.0.0.1:{b1}", f"127.0.0.1:{b2}"], ports["pingora"]),
+            # The same bare proxy with cutover's upstream timeouts and
+            # X-Forwarded-* headers: the like-for-like baseline.
+            Proc(
+                "pingora-eq",
+                [bare, f"127.0.0.1:{ports['pingora-eq']}", str(cut_threads), f"127.0.0.1:{b1}", f"127.0.0.1:{b2}"],
+                ports["pingora-eq"],
+                env={"BARE_TIMEOUTS": "1", "BARE_FORWARDED": "1"},
+            ),
             Proc("cutover", [cutover, "run", "-c", cfg_path], ports["cutover"]),
         ]
         procs.extend(proxies)
@@ -360,26 +371,27 @@ def main():
                 w["cpu_us"] = used * 1e6 / TICK / max(w["requests"], 1)
                 results[p.name].append(w)
                 print(
-                    f"round {r + 1} {p.name:8} {w['rps']:9.0f} rps  p50 {w['p50']:6.2f} ms  p99 {w['p99']:6.2f} ms"
+                    f"round {r + 1} {p.name:10} {w['rps']:9.0f} rps  p50 {w['p50']:6.2f} ms  p99 {w['p99']:6.2f} ms"
                     f"  {w['cpu_us']:6.1f} us CPU/req  non-2xx {w['errors']} {w['socket_errors']}",
                     flush=True,
                 )
 
         med = {n: {k: statistics.median(x[k] for x in rs) for k in ["rps", "p50", "p99", "cpu_us"]} for n, rs in results.items()}
-        base = {k: med.get(k) or next(iter(med.values())) for k in ["nginx", "haproxy", "pingora", "cutover"]}
+        base = {k: med.get(k) or next(iter(med.values())) for k in ["nginx", "haproxy", "pingora", "pingora-eq", "cutover"]}
         print()
         print(f"median of {args.rounds} rounds, wrk -t2 -c{args.connections} -d{args.duration}s, {args.threads} workers/threads (cutover {cut_threads})")
-        print(f"{'proxy':9} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'rps/nginx':>10} {'cpu/haproxy':>12} {'p99/haproxy':>12}")
+        print(f"{'proxy':10} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'rps/nginx':>10} {'cpu/haproxy':>12} {'p99/haproxy':>12}")
         for n, m in med.items():
             print(
-                f"{n:9} {m['rps']:9.0f} {m['p50']:8.2f} {m['p99']:8.2f} {m['cpu_us']:11.1f} "
+                f"{n:10} {m['rps']:9.0f} {m['p50']:8.2f} {m['p99']:8.2f} {m['cpu_us']:11.1f} "
                 f"{m['rps'] / base['nginx']['rps']:10.2f} {m['cpu_us'] / base['haproxy']['cpu_us']:12.2f} "
                 f"{m['p99'] / base['haproxy']['p99']:12.2f}"
             )
-        print(
-            f"cutover vs bare Pingora: CPU per request {base['cutover']['cpu_us'] / base['pingora']['cpu_us'] - 1:+.1%}, "
-            f"rps {base['cutover']['rps'] / base['pingora']['rps'] - 1:+.1%}"
-        )
+        for b, label in [("pingora", "bare Pingora"), ("pingora-eq", "bare Pingora with timeouts and X-Forwarded-*")]:
+            print(
+                f"cutover vs {label}: CPU per request {base['cutover']['cpu_us'] / base[b]['cpu_us'] - 1:+.1%}, "
+                f"rps {base['cutover']['rps'] / base[b]['rps'] - 1:+.1%}"
+            )
 
         if not args.skip_idle:
             print()
@@ -388,7 +400,7 @@ def main():
                 n = min(args.idle, 9900) if p.name == "haproxy" else args.idle
                 before, after = idle_rss(p, n)
                 print(
-                    f"{p.name:9} {n:6} conns: {before / 1024:7.1f} MB -> {after / 1024:7.1f} MB"
+                    f"{p.name:10} {n:6} conns: {before / 1024:7.1f} MB -> {after / 1024:7.1f} MB"
                     f"  ({(after - before) / n:6.2f} KB per connection)",
                     flush=True,
                 )

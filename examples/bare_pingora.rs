@@ -4,6 +4,14 @@
 //! cutover (threads, no downstream modules, upstream keep-alive) and none of
 //! cutover's work (no routes, split, health, metrics or head guard).
 //!
+//! With `BARE_TIMEOUTS=1` in the environment it also sets the upstream
+//! timeouts cutover sets by default (connect 2 s, read and write 60 s, idle
+//! pooled connections 30 s) — the settings any Pingora proxy at an edge
+//! needs, since Pingora has none by default — so the two can be compared
+//! with the same safety. `BARE_FORWARDED=1` adds `X-Forwarded-For`,
+//! `-Proto` and `-Host` to each upstream request, written plainly, as a
+//! Pingora user would.
+//!
 //! Usage: `bare_pingora LISTEN THREADS BACKEND...`
 
 use async_trait::async_trait;
@@ -11,10 +19,13 @@ use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 struct Bare {
     backends: Vec<std::net::SocketAddr>,
     next: AtomicUsize,
+    timeouts: bool,
+    forwarded: bool,
 }
 
 #[async_trait]
@@ -26,11 +37,34 @@ impl ProxyHttp for Bare {
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.backends.len();
-        Ok(Box::new(HttpPeer::new(
-            self.backends[i],
-            false,
-            String::new(),
-        )))
+        let mut peer = HttpPeer::new(self.backends[i], false, String::new());
+        if self.timeouts {
+            let o = &mut peer.options;
+            o.connection_timeout = Some(Duration::from_secs(2));
+            o.total_connection_timeout = Some(Duration::from_secs(2));
+            o.read_timeout = Some(Duration::from_secs(60));
+            o.write_timeout = Some(Duration::from_secs(60));
+            o.idle_timeout = Some(Duration::from_secs(30));
+        }
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        _ctx: &mut (),
+    ) -> Result<()> {
+        if self.forwarded {
+            if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()) {
+                req.insert_header("X-Forwarded-For", ip.ip().to_string())?;
+            }
+            req.insert_header("X-Forwarded-Proto", "http")?;
+            if let Some(host) = req.headers.get("host").cloned() {
+                req.insert_header("X-Forwarded-Host", host)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -55,6 +89,8 @@ fn main() {
         Bare {
             backends,
             next: AtomicUsize::new(0),
+            timeouts: std::env::var_os("BARE_TIMEOUTS").is_some_and(|v| v == "1"),
+            forwarded: std::env::var_os("BARE_FORWARDED").is_some_and(|v| v == "1"),
         },
     );
     svc.add_tcp(&args[1]);

@@ -4,6 +4,8 @@
 #   scripts/bench.sh            # full run (a few minutes)
 #   scripts/bench.sh --smoke    # one short round, to check it works
 #   scripts/bench.sh --micro    # only the criterion micro-benchmarks
+#   scripts/bench.sh --instructions  # user-space instructions per request
+#                               # under callgrind, cutover vs bare Pingora
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh bench
@@ -12,4 +14,8 @@ if [ "${1:-}" = "--micro" ]; then
   exec cargo bench --locked --bench hot_path -- "$@"
 fi
 cargo build --locked --release --bin cutover --example bare_pingora
+if [ "${1:-}" = "--instructions" ]; then
+  shift
+  exec python3 benches/instructions.py "$@"
+fi
 exec python3 benches/load.py "$@"

@@ -17,6 +17,7 @@ for what in "${@:-build}"; do
       command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
       command -v haproxy >/dev/null 2>&1 || want+=(haproxy)
       command -v wrk >/dev/null 2>&1 || want+=(wrk)
+      command -v valgrind >/dev/null 2>&1 || want+=(valgrind)
       ;;
     *) echo "setup.sh: unknown target $what" >&2; exit 2 ;;
   esac

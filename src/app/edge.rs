@@ -116,6 +116,10 @@ impl Edge {
                 return Box::pin(self.proxy.process_new(guarded, shutdown)).await;
             }
             let mut session = ServerSession::new_http1(guarded);
+            // The guard enforces the header deadline; Pingora's read timeout
+            // would only add a timer per request. `early_request_filter`
+            // sets one again for the body.
+            session.set_read_timeout(None);
             if let Some(s) = settings.take() {
                 s.apply_to_session(&mut session);
             }

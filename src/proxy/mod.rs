@@ -33,6 +33,10 @@ use tracing::warn;
 
 pub use errors::{body_for, classify};
 
+/// How long a client's request body may stall between reads (Pingora's
+/// default downstream read timeout, kept for bodies).
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The metrics of route `ri` for pool `p`.
 fn route_pool_metrics(
     snap: &crate::snapshot::Snapshot,
@@ -123,8 +127,15 @@ impl ProxyHttp for CutoverProxy {
             // Shutting down: answer this one, then close the connection.
             session.set_keepalive(None);
         } else {
-            session.set_keepalive(Some(snap.config.proxy.idle_timeout.as_secs().max(1)));
+            // Keep-alive without Pingora's own timer around reading the next
+            // head (`Some(0)`): the connection guard already enforces the
+            // idle and header deadlines, and each of Pingora's timers costs
+            // a registration per request.
+            session.set_keepalive(Some(0));
         }
+        // The edge loop took the read timeout off for the head (the guard
+        // covers it); a request body must still keep moving.
+        session.set_read_timeout(Some(BODY_READ_TIMEOUT));
         ctx.snap = Some(snap);
         Ok(())
     }
