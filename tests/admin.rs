@@ -257,15 +257,26 @@ async fn metrics_count_real_traffic_and_pass_promtool() {
     for _ in 0..25 {
         assert_eq!(get(&cl, &proxy.url("/"), &[]).await.unwrap().status, 200);
     }
-    let text = admin(&proxy, "GET", "/metrics", None, "").await.body;
-    let line = text
-        .lines()
-        .find(|l| {
-            l.starts_with("cutover_requests_total{")
-                && l.contains("pool=\"onprem\"")
-                && l.contains("code=\"200\"")
-        })
-        .unwrap_or_else(|| panic!("no request counter:\n{text}"));
+    // A request is counted in its logging phase, just after the client has
+    // its response: scrape until the last one is in (bounded).
+    let counter = |text: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("cutover_requests_total{")
+                    && l.contains("pool=\"onprem\"")
+                    && l.contains("code=\"200\"")
+            })
+            .map(str::to_owned)
+    };
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = admin(&proxy, "GET", "/metrics", None, "").await.body;
+        if counter(&text).is_some_and(|l| l.ends_with(" 25")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let line = counter(&text).unwrap_or_else(|| panic!("no request counter:\n{text}"));
     assert!(line.ends_with(" 25"), "{line}");
     for name in [
         "cutover_request_duration_seconds_bucket",
