@@ -371,3 +371,45 @@ async fn request_head_limits_answer_431_408_and_400() {
     }
     assert_eq!(app.hits(), 2);
 }
+
+/// Read one response (up to 4 KiB) from `s`, or `None` on EOF.
+async fn read_some(s: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => None,
+        Ok(Ok(n)) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        Err(_) => panic!("no answer and no close within 5 s"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_connections_keep_the_head_and_idle_deadlines() {
+    // Pingora's own timers around the next request head are off; the
+    // connection guard must still time out a slow second head and close a
+    // keep-alive connection that stays idle.
+    let app = Backend::spawn("app").await;
+    let cfg = format!(
+        "[proxy]\nlisten = [\"127.0.0.1:0\"]\nthreads = 1\nheader_timeout = \"300ms\"\nidle_timeout = \"500ms\"\n\
+         [pools.app]\nbackends = [{}]\n[[routes]]\nname = \"api\"\nsplit = {{ app = 1 }}\n",
+        addrs(&[&app])
+    );
+    let proxy = ProxyProc::start(&cfg);
+    let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    // A slow second head on a reused connection: 408.
+    let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(req).await.unwrap();
+    let first = read_some(&mut s).await.expect("a response");
+    assert!(first.starts_with("HTTP/1.1 200"), "{first:?}");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let second = read_some(&mut s).await.expect("a 408");
+    assert!(second.starts_with("HTTP/1.1 408"), "{second:?}");
+
+    // An idle keep-alive connection is closed by the proxy.
+    let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(req).await.unwrap();
+    let first = read_some(&mut s).await.expect("a response");
+    assert!(first.starts_with("HTTP/1.1 200"), "{first:?}");
+    assert_eq!(read_some(&mut s).await, None, "closed after idle_timeout");
+    assert_eq!(app.hits(), 2);
+}
