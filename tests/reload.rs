@@ -81,14 +81,7 @@ async fn a_hundred_reloads_under_load_lose_nothing() {
             Some("onprem")
         );
     }
-    let metrics = get(
-        &cl,
-        &format!("http://{}/metrics", proxy.admin.unwrap()),
-        &[],
-    )
-    .await
-    .unwrap()
-    .body;
+    let metrics = proxy.metrics().await;
     assert!(
         metrics.contains("cutover_config_reloads_total{result=\"ok\"} 101"),
         "{metrics}"
@@ -177,14 +170,7 @@ async fn invalid_and_half_written_files_change_nothing() {
         result.by_backend.get("cloud").copied().unwrap_or(0) > 0,
         "the good file was applied"
     );
-    let metrics = get(
-        &client(),
-        &format!("http://{}/metrics", proxy.admin.unwrap()),
-        &[],
-    )
-    .await
-    .unwrap()
-    .body;
+    let metrics = proxy.metrics().await;
     let errors: u64 = metrics
         .lines()
         .find(|l| l.starts_with("cutover_config_reloads_total{result=\"error\"}"))

@@ -137,14 +137,7 @@ async fn a_failing_pool_is_rolled_back_by_the_gate() {
     let before = cloud.hits();
     assert_eq!(cloud_share(&proxy, 100).await, 0.0);
     assert_eq!(cloud.hits(), before);
-    let metrics = get(
-        &client(),
-        &format!("http://{}/metrics", proxy.admin.unwrap()),
-        &[],
-    )
-    .await
-    .unwrap()
-    .body;
+    let metrics = proxy.metrics().await;
     assert!(
         metrics
             .contains("cutover_shift_transitions_total{route=\"api\",to_state=\"rolled_back\"} 1"),

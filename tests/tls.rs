@@ -233,14 +233,7 @@ async fn upstream_tls_verifies_with_a_custom_ca_and_rejects_untrusted_backends()
         before,
         "no request reached it"
     );
-    let metrics = get(
-        &client(),
-        &format!("http://{}/metrics", proxy.admin.unwrap()),
-        &[],
-    )
-    .await
-    .unwrap()
-    .body;
+    let metrics = proxy.metrics().await;
     let line = metrics
         .lines()
         .find(|l| l.starts_with("cutover_upstream_failures_total") && l.contains("kind=\"tls\""))

@@ -192,6 +192,15 @@ impl ProxyProc {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
+
+    /// The admin endpoint's `/metrics` text (no token).
+    pub async fn metrics(&self) -> String {
+        let admin = self.admin.expect("an admin listener");
+        super::get(&super::client(), &format!("http://{admin}/metrics"), &[])
+            .await
+            .expect("GET /metrics")
+            .body
+    }
 }
 
 impl Drop for ProxyProc {
