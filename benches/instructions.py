@@ -22,10 +22,8 @@ Usage: benches/instructions.py [--requests N] [--keep DIR]
 import argparse
 import http.client
 import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,25 +31,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"nothing listens on {port}")
+from load import free_port, wait_port  # noqa: E402
 
 
 def run(argv, port, requests, out, env=None):
@@ -61,7 +41,7 @@ def run(argv, port, requests, out, env=None):
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    wait_port(port)
+    wait_port(port, timeout=120)  # valgrind starts slowly
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     for _ in range(requests):
         conn.request("GET", "/", headers={"Host": "bench"})
@@ -102,7 +82,7 @@ def main():
             f'http {{ access_log off; server {{ listen 127.0.0.1:{b1}; location / {{ return 200 "ok\\n"; }} }} }}\n'
         )
     backend = subprocess.Popen([nginx, "-c", f"{d}/b.conf", "-p", d], stderr=subprocess.DEVNULL)
-    wait_port(b1)
+    wait_port(b1, timeout=120)
     results = {}
     try:
         for name in ["pingora", "pingora+timeouts", "pingora+timeouts+xff", "cutover"]:
