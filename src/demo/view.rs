@@ -2,7 +2,8 @@
 
 use super::load::{LoadStats, Tally, Window};
 use crate::clock::now_ms;
-use crate::control::Control;
+use crate::config::ShiftConfig;
+use crate::control::{Control, RouteControl};
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -55,14 +56,7 @@ impl ShiftWatch {
     /// Event lines for what changed since the last call.
     pub fn changes(&mut self, control: &Control) -> Vec<String> {
         let mut out = Vec::new();
-        let (Some(rc), Some(cfg)) = (
-            control.route_control("demo"),
-            control
-                .config()
-                .routes
-                .first()
-                .and_then(|r| r.shift.clone()),
-        ) else {
+        let Some((rc, cfg)) = demo_shift(control) else {
             return out;
         };
         let Some(state) = rc.shift else { return out };
@@ -91,15 +85,15 @@ impl ShiftWatch {
     }
 }
 
+/// The demo route's control state and its shift definition.
+fn demo_shift(control: &Control) -> Option<(RouteControl, ShiftConfig)> {
+    let rc = control.route_control("demo")?;
+    let cfg = control.config().routes.first()?.shift.clone()?;
+    Some((rc, cfg))
+}
+
 fn shift_line(control: &Control) -> String {
-    let (Some(rc), Some(cfg)) = (
-        control.route_control("demo"),
-        control
-            .config()
-            .routes
-            .first()
-            .and_then(|r| r.shift.clone()),
-    ) else {
+    let Some((rc, cfg)) = demo_shift(control) else {
         return "no shift".into();
     };
     let Some(state) = rc.shift else {
