@@ -8,6 +8,7 @@
 //! - [`snapshot`], [`control`]: the immutable per-request snapshot and the
 //!   control plane that publishes it.
 //! - [`proxy`]: the Pingora request path.
+//! - [`fast`]: cutover's own HTTP/1 path for the common request.
 //! - [`conn`]: request-head limits on client connections.
 //! - [`app`]: wiring it all into a Pingora server; signals and shutdown.
 //! - [`tls`]: loading and checking certificates and keys.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod conn;
 pub mod control;
 pub mod demo;
+pub mod fast;
 pub mod health;
 pub mod metrics;
 pub mod proxy;

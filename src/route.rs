@@ -1,11 +1,43 @@
 //! Pure request matching: which route takes a request. No allocation on the
 //! request path; hosts are compared case-insensitively without their port.
+//! Headers are read through [`HeaderLookup`], so a request parsed by Pingora
+//! (an `http::HeaderMap`) and one parsed in place by the fast path (a slice
+//! of `httparse` headers) match alike.
 
 use crate::config::{HostPattern, RouteMatch};
 use http::{HeaderMap, Method};
 
+/// Read access to a request's headers, whatever holds them.
+pub trait HeaderLookup: Sync {
+    /// Call `f` with each value of header `name` (lowercase) in order until
+    /// it returns `true`; returns whether it did.
+    fn any_value(&self, name: &str, f: &mut dyn FnMut(&[u8]) -> bool) -> bool;
+
+    /// Call `f` with the first value of header `name` (lowercase), if any.
+    fn first_value(&self, name: &str, f: &mut dyn FnMut(&[u8])) {
+        self.any_value(name, &mut |v| {
+            f(v);
+            true
+        });
+    }
+}
+
+impl HeaderLookup for HeaderMap {
+    fn any_value(&self, name: &str, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.get_all(name).iter().any(|v| f(v.as_bytes()))
+    }
+}
+
+impl HeaderLookup for &[httparse::Header<'_>] {
+    fn any_value(&self, name: &str, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .any(|h| f(h.value))
+    }
+}
+
 /// The parts of a request a route can match on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct RequestView<'a> {
     /// Request method.
     pub method: &'a Method,
@@ -14,7 +46,7 @@ pub struct RequestView<'a> {
     /// URI path.
     pub path: &'a str,
     /// Request headers.
-    pub headers: &'a HeaderMap,
+    pub headers: &'a dyn HeaderLookup,
 }
 
 /// `host` without its port, and without a trailing dot.
@@ -61,9 +93,10 @@ impl RouteMatch {
         if !self.methods.is_empty() && !self.methods.contains(req.method) {
             return false;
         }
-        self.headers
-            .iter()
-            .all(|(name, value)| req.headers.get_all(name).iter().any(|v| v == value))
+        self.headers.iter().all(|(name, value)| {
+            req.headers
+                .any_value(name.as_str(), &mut |v| v == value.as_bytes())
+        })
     }
 }
 
@@ -130,6 +163,40 @@ mod tests {
         assert!(m.matches(&view(&get, Some("a.b.Example.com:443"), "/", &h)));
         assert!(!m.matches(&view(&get, Some("example.com"), "/", &h)));
         assert!(!m.matches(&view(&get, Some("badexample.com"), "/", &h)));
+    }
+
+    #[test]
+    fn parsed_headers_match_like_a_header_map() {
+        let m = RouteMatch {
+            headers: vec![(
+                HeaderName::from_static("x-beta"),
+                HeaderValue::from_static("1"),
+            )],
+            ..Default::default()
+        };
+        let parsed = [
+            httparse::Header {
+                name: "Host",
+                value: b"a",
+            },
+            httparse::Header {
+                name: "X-Beta",
+                value: b"1",
+            },
+        ];
+        let get = Method::GET;
+        let with = RequestView {
+            method: &get,
+            host: Some("a"),
+            path: "/",
+            headers: &&parsed[..],
+        };
+        assert!(m.matches(&with));
+        let without = RequestView {
+            headers: &&parsed[..1],
+            ..with
+        };
+        assert!(!m.matches(&without));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The client-facing application: TLS on TLS listeners, request-head limits
 //! on every connection (see [`crate::conn`]), and the HTTP/1 keep-alive loop,
-//! handing each request to Pingora's HTTP proxy. HTTP/2 connections go to
+//! handing each request to cutover's fast path ([`crate::fast`]) or, when
+//! that does not take it, to Pingora's HTTP proxy. HTTP/2 connections go to
 //! Pingora whole.
 
 use crate::conn::{GuardedStream, HeadLimits};
 use crate::control::Control;
+use crate::fast::{self, ConnInfo, Served};
 use crate::proxy::CutoverProxy;
 use crate::tls::edge::EdgeTls;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
@@ -99,6 +101,15 @@ impl Edge {
             // HTTP/2 by ALPN: Pingora multiplexes the connection itself.
             return Box::pin(self.proxy.process_new(guarded, shutdown)).await;
         }
+        let conn = {
+            use pingora::protocols::{GetSocketDigest, Ssl};
+            ConnInfo {
+                client: guarded
+                    .get_socket_digest()
+                    .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied()),
+                tls: guarded.get_ssl_digest().is_some(),
+            }
+        };
         let mut settings: Option<HttpPersistentSettings> = None;
         loop {
             // Idle between requests in this small future; the request's own
@@ -114,6 +125,13 @@ impl Edge {
             if guarded.is_http2() {
                 // An h2c preface: hand the whole connection over.
                 return Box::pin(self.proxy.process_new(guarded, shutdown)).await;
+            }
+            // The common request takes cutover's own path; the rest goes to
+            // Pingora. Boxed like Pingora's: idle connections stay small.
+            match Box::pin(fast::serve(&self.control, &mut guarded, &conn)).await {
+                Served::KeepAlive => continue,
+                Served::Close => return None,
+                Served::NotTaken => {}
             }
             let mut session = ServerSession::new_http1(guarded);
             // The guard enforces the header deadline; Pingora's read timeout

@@ -161,6 +161,36 @@ impl GuardedStream {
         Ok(true)
     }
 
+    /// Take the bytes read ahead and not yet handed out (the fast path parses
+    /// them in place). What it does not use goes back with
+    /// [`GuardedStream::put_back`].
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        let mut bytes = std::mem::take(&mut self.replay);
+        if self.replay_pos > 0 {
+            bytes.drain(..self.replay_pos);
+            self.replay_pos = 0;
+        }
+        bytes
+    }
+
+    /// Hand `bytes` out again before anything else is read (they were
+    /// counted against the head limits when first read).
+    pub fn put_back(&mut self, bytes: Vec<u8>) {
+        let mut rest = std::mem::replace(&mut self.replay, bytes);
+        if !rest.is_empty() {
+            // Not expected (the buffer was taken first), but keep the order.
+            rest.drain(..self.replay_pos);
+            self.replay.extend_from_slice(&rest);
+        }
+        self.replay_pos = 0;
+    }
+
+    /// The request is done: the next read waits for a new head, under the
+    /// head limits.
+    pub fn await_next_head(&self) {
+        self.set_phase(AWAIT_HEAD);
+    }
+
     /// The connection turned out to speak HTTP/2 (ALPN or h2c preface).
     pub fn is_http2(&self) -> bool {
         self.phase.load(Relaxed) == OFF

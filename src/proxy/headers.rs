@@ -74,7 +74,7 @@ pub fn add_forwarded(
 
 /// A stack buffer for an IP address in text form (at most 45 bytes, an
 /// IPv4-mapped IPv6 address).
-struct IpText {
+pub struct IpText {
     buf: [u8; 48],
 }
 
@@ -86,7 +86,7 @@ impl Default for IpText {
 
 impl IpText {
     /// The address as text; IPv4 by hand (the common case), IPv6 by `fmt`.
-    fn format(&mut self, ip: std::net::IpAddr) -> &str {
+    pub fn format(&mut self, ip: std::net::IpAddr) -> &str {
         use std::io::Write;
         let len = match ip {
             std::net::IpAddr::V4(v4) => {

@@ -11,15 +11,14 @@
 pub mod ctx;
 mod errors;
 pub mod headers;
+pub mod outcome;
 pub mod peer;
 pub mod select;
 mod sticky;
 
-use crate::clock::now_ms;
 use crate::control::Control;
 use crate::health::FailureKind;
 use crate::route::RequestView;
-use crate::split;
 use async_trait::async_trait;
 use ctx::Ctx;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -29,24 +28,12 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use tracing::warn;
 
 pub use errors::{body_for, classify};
 
 /// How long a client's request body may stall between reads (Pingora's
 /// default downstream read timeout, kept for bodies).
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The metrics of route `ri` for pool `p`.
-fn route_pool_metrics(
-    snap: &crate::snapshot::Snapshot,
-    ri: usize,
-    p: usize,
-) -> Option<&Arc<crate::metrics::RoutePoolMetrics>> {
-    let route = snap.routes.get(ri)?;
-    let slot = route.slots.iter().position(|s| s.pool == p)?;
-    route.metrics.get(slot)
-}
 
 /// The proxy application.
 pub struct CutoverProxy {
@@ -57,50 +44,6 @@ impl CutoverProxy {
     /// A proxy serving from `control`'s snapshots.
     pub fn new(control: Arc<Control>) -> CutoverProxy {
         CutoverProxy { control }
-    }
-
-    /// Count a failed attempt against its backend; eject it if it is an outlier.
-    fn record_failure(&self, ctx: &mut Ctx, kind: FailureKind) {
-        ctx.last_failure = Some(kind);
-        let (Some(snap), Some((p, b))) = (ctx.snap.as_ref(), ctx.current) else {
-            return;
-        };
-        let pool = &snap.pools[p];
-        let backend = &pool.backends[b];
-        let now = now_ms();
-        if kind != FailureKind::Status5xx {
-            // A 5xx answer is counted with the other answers, below.
-            if let Some(m) = ctx.route.and_then(|r| route_pool_metrics(snap, r, p)) {
-                m.window.record_failure(now);
-            }
-        }
-        warn!(
-            pool = %pool.name,
-            backend = %backend.addr,
-            kind = kind.as_str(),
-            attempt = ctx.tried.len(),
-            "attempt failed"
-        );
-        if let Some(length) = backend.state.record_failure(
-            kind,
-            pool.outlier.as_ref(),
-            pool.ejected(now),
-            pool.backends.len(),
-            now,
-        ) {
-            warn!(
-                pool = %pool.name,
-                backend = %backend.addr,
-                kind = kind.as_str(),
-                "backend ejected for {}",
-                humantime::format_duration(length)
-            );
-        }
-    }
-
-    fn retries_allowed(ctx: &Ctx) -> bool {
-        let retries = ctx.snap.as_ref().map_or(0, |s| s.config.proxy.retries);
-        ctx.attempts() <= retries
     }
 }
 
@@ -151,29 +94,16 @@ impl ProxyHttp for CutoverProxy {
             path: req.uri.path(),
             headers: &req.headers,
         };
-        let Some(ri) = snap.routes.iter().position(|r| r.matcher.matches(&view)) else {
+        let Some(ri) = outcome::match_route(&snap, &view) else {
             ctx.proxy_status = Some(404);
             errors::respond_plain(session, 404, false).await?;
             return Ok(true);
         };
-        let route = &snap.routes[ri];
-        let now = now_ms();
-        let forced = route.override_header.as_ref().and_then(|h| {
-            let name = req.headers.get(h)?.to_str().ok()?.trim();
-            route
-                .slots
-                .iter()
-                .map(|s| s.pool)
-                .find(|p| &*snap.pools[*p].name == name)
-        });
-        let bucket = route
-            .sticky
-            .as_ref()
-            .and_then(|s| sticky::key_bucket(s, req, session.client_addr()))
-            .unwrap_or_else(|| split::sequence_bucket(route.seq.fetch_add(1, Relaxed)));
-        let pool = select::choose_pool(route, &snap.pools, bucket, forced, now);
-        ctx.route = Some(ri);
-        ctx.pool = Some(pool);
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        outcome::choose_pool(ctx, &snap, ri, &view, client_ip);
         Ok(false)
     }
 
@@ -182,29 +112,16 @@ impl ProxyHttp for CutoverProxy {
         _session: &mut Session,
         ctx: &mut Ctx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        ctx.end_attempt();
-        let (Some(snap), Some(ri), Some(pool)) = (ctx.snap.clone(), ctx.route, ctx.pool) else {
-            return Error::e_explain(ErrorType::InternalError, "no route chosen");
-        };
-        let route = &snap.routes[ri];
-        let Some((p, b)) = select::next_backend(&snap, route, pool, &ctx.tried, now_ms()) else {
+        let Some((p, b)) = outcome::begin_attempt(ctx) else {
             return Error::e_explain(
                 ErrorType::HTTPStatus(502),
                 "every backend of the route was tried",
             );
         };
-        if !ctx.tried.is_empty() {
-            route.stats.retries.fetch_add(1, Relaxed);
-        }
-        ctx.tried.push(p, b);
-        ctx.current = Some((p, b));
-        ctx.served_pool = Some(p);
-        ctx.attempt_started = Some(std::time::Instant::now());
-        ctx.response_started = false;
-        let backend = &snap.pools[p].backends[b];
-        backend.state.stats.attempts.fetch_add(1, Relaxed);
-        backend.state.stats.in_flight.fetch_add(1, Relaxed);
-        Ok(Box::new(backend.peer.clone()))
+        let Some(snap) = ctx.snap.as_ref() else {
+            return Error::e_explain(ErrorType::InternalError, "no snapshot");
+        };
+        Ok(Box::new(snap.pools[p].backends[b].peer.clone()))
     }
 
     async fn upstream_request_filter(
@@ -230,24 +147,8 @@ impl ProxyHttp for CutoverProxy {
         if upstream_response.status.is_informational() && upstream_response.status != 101 {
             return Ok(());
         }
-        ctx.response_started = true;
-        ctx.upstream_ms = ctx.attempt_started.map(|t| t.elapsed().as_millis() as u64);
         headers::strip_hop_by_hop(upstream_response);
-        if let (Some(snap), Some(ri), Some((p, _))) = (ctx.snap.as_ref(), ctx.route, ctx.current) {
-            if let Some(m) = route_pool_metrics(snap, ri, p) {
-                let latency = std::time::Duration::from_millis(ctx.upstream_ms.unwrap_or(0));
-                m.window
-                    .record(now_ms(), upstream_response.status.as_u16() >= 500, latency);
-            }
-        }
-        match upstream_response.status.as_u16() {
-            502..=504 => self.record_failure(ctx, FailureKind::Status5xx),
-            _ => {
-                if let (Some(snap), Some((p, b))) = (ctx.snap.as_ref(), ctx.current) {
-                    snap.pools[p].backends[b].state.record_success(now_ms());
-                }
-            }
-        }
+        outcome::record_answer(ctx, upstream_response.status.as_u16());
         Ok(())
     }
 
@@ -286,9 +187,9 @@ impl ProxyHttp for CutoverProxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         let kind = classify(&e);
-        self.record_failure(ctx, kind);
+        outcome::record_failure(ctx, kind);
         // Nothing reached the backend: any request may go elsewhere.
-        e.set_retry(Self::retries_allowed(ctx));
+        e.set_retry(outcome::retries_allowed(ctx));
         e
     }
 
@@ -303,7 +204,7 @@ impl ProxyHttp for CutoverProxy {
         let mut e = e.more_context(format!("backend {peer}"));
         let kind = classify(&e);
         if e.esource() == &pingora::ErrorSource::Upstream {
-            self.record_failure(ctx, kind);
+            outcome::record_failure(ctx, kind);
         }
         let idempotent = session.req_header().method.is_idempotent();
         let body_intact = !session.as_ref().retry_buffer_truncated();
@@ -313,7 +214,7 @@ impl ProxyHttp for CutoverProxy {
             && e.esource() == &pingora::ErrorSource::Upstream;
         // Whether the connection was pooled or fresh, an idempotent request
         // whose connection died before any response byte is safe to resend.
-        let retry = idempotent && body_intact && dead_before_response && Self::retries_allowed(ctx);
+        let retry = idempotent && body_intact && dead_before_response && outcome::retries_allowed(ctx);
         e.set_retry(retry);
         e
     }
@@ -333,52 +234,21 @@ impl ProxyHttp for CutoverProxy {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        ctx.end_attempt();
         crate::conn::mark_await_head(session);
-        let Some(snap) = ctx.snap.clone() else {
-            return;
-        };
         // 499, as nginx logs it: the client went away before an answer.
         let status = match session.response_written() {
             Some(r) => r.status.as_u16(),
             None => ctx.proxy_status.filter(|s| *s > 0).unwrap_or(499),
         };
-        let elapsed = ctx.started.elapsed();
-        let pool = ctx.served_pool.or(ctx.pool);
-        match (ctx.route, pool) {
-            (Some(ri), Some(p)) => {
-                if let Some(m) = route_pool_metrics(&snap, ri, p) {
-                    m.observe(status, elapsed.as_secs_f64());
-                }
-            }
-            (None, _) => self.control.metrics.unmatched.inc(),
-            _ => {}
-        }
-        if let Some(log) = &snap.access_log {
-            let req = session.req_header();
-            let backend = ctx
-                .tried
-                .last()
-                .map(|(p, b)| &*snap.pools[p].backends[b].addr)
-                .unwrap_or("");
-            let line = crate::access_log::format(
-                &crate::access_log::Entry {
-                    client: session.client_addr().and_then(|a| a.as_inet()).copied(),
-                    method: req.method.as_str(),
-                    host: headers::request_host(req).unwrap_or(""),
-                    path: req.uri.path_and_query().map_or("", |p| p.as_str()),
-                    status,
-                    route: ctx.route.map_or("", |r| &*snap.routes[r].name),
-                    pool: pool.map_or("", |p| &*snap.pools[p].name),
-                    backend,
-                    attempts: ctx.attempts(),
-                    upstream_ms: ctx.upstream_ms,
-                    total_ms: elapsed.as_secs_f64() * 1000.0,
-                    bytes: session.as_downstream().body_bytes_sent(),
-                },
-                std::time::SystemTime::now(),
-            );
-            log.log(line);
-        }
+        let req = session.req_header();
+        let done = outcome::Finished {
+            client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+            method: req.method.as_str(),
+            host: headers::request_host(req).unwrap_or(""),
+            path: req.uri.path_and_query().map_or("", |p| p.as_str()),
+            status,
+            bytes: session.as_downstream().body_bytes_sent(),
+        };
+        outcome::finish(&self.control, ctx, &done);
     }
 }

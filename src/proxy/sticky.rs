@@ -2,36 +2,38 @@
 //! hashed to a bucket (see [`crate::split::sticky_bucket`]).
 
 use crate::config::Sticky;
+use crate::route::HeaderLookup;
 use crate::split::sticky_bucket;
-use http::header::COOKIE;
-use pingora::http::RequestHeader;
-use pingora::protocols::l4::socket::SocketAddr;
+use std::net::IpAddr;
 
 /// The bucket of the request's sticky key, or `None` when it has no key.
 pub fn key_bucket(
     sticky: &Sticky,
-    req: &RequestHeader,
-    client: Option<&SocketAddr>,
+    headers: &dyn HeaderLookup,
+    client_ip: Option<IpAddr>,
 ) -> Option<u32> {
+    let mut bucket = None;
     match sticky {
-        Sticky::Header(name) => {
-            let v = req.headers.get(name)?.as_bytes();
-            (!v.is_empty()).then(|| sticky_bucket(v))
+        Sticky::Header(name) => headers.first_value(name.as_str(), &mut |v| {
+            if !v.is_empty() {
+                bucket = Some(sticky_bucket(v));
+            }
+        }),
+        Sticky::Cookie(name) => {
+            headers.any_value("cookie", &mut |h| {
+                bucket = cookie_value(h, name.as_bytes()).map(sticky_bucket);
+                bucket.is_some()
+            });
         }
-        Sticky::Cookie(name) => req
-            .headers
-            .get_all(COOKIE)
-            .iter()
-            .find_map(|h| cookie_value(h.as_bytes(), name.as_bytes()))
-            .map(sticky_bucket),
         Sticky::SourceIp => {
-            let ip = client?.as_inet()?.ip();
-            Some(match ip {
-                std::net::IpAddr::V4(v4) => sticky_bucket(&v4.octets()),
-                std::net::IpAddr::V6(v6) => sticky_bucket(&v6.octets()),
-            })
+            let ip = client_ip?;
+            bucket = Some(match ip {
+                IpAddr::V4(v4) => sticky_bucket(&v4.octets()),
+                IpAddr::V6(v6) => sticky_bucket(&v6.octets()),
+            });
         }
     }
+    bucket
 }
 
 /// The value of cookie `name` in a `Cookie` header, if present and non-empty.

@@ -1,0 +1,227 @@
+//! Which requests the fast path takes, and the upstream request head it
+//! sends for them. Pure: bytes in, bytes out.
+//!
+//! The fast path takes the plain, common request: HTTP/1.1, an origin-form
+//! target, one `Host`, no body, no upgrade, no `Expect`, a `Connection`
+//! header (if any) that only says `close` or `keep-alive`. Anything else is
+//! left to Pingora's proxy, which handles every case; the fast path exists to
+//! make the usual one cheap, not to be complete.
+
+use httparse::Header;
+use std::net::IpAddr;
+
+/// Most request headers the fast path parses (more: Pingora takes it).
+pub const MAX_HEADERS: usize = 64;
+
+/// Request headers that concern one connection only, never forwarded.
+/// (`Upgrade` and `Transfer-Encoding` never reach here.)
+const HOP_BY_HOP: [&str; 5] = ["connection", "keep-alive", "proxy-connection", "te", "trailer"];
+
+/// Headers the proxy writes itself.
+const FORWARDED: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+
+/// A parsed request head the fast path can take.
+#[derive(Debug)]
+pub struct Head<'h, 'b> {
+    /// Method, as sent.
+    pub method: &'b str,
+    /// Origin-form target: path and query.
+    pub target: &'b str,
+    /// `Host` header value.
+    pub host: &'b str,
+    /// All headers, as sent.
+    pub headers: &'h [Header<'b>],
+    /// Length of the head in bytes, up to and including the blank line.
+    pub len: usize,
+    /// The client asked to close the connection after this request.
+    pub close: bool,
+}
+
+impl Head<'_, '_> {
+    /// The target's path, without the query.
+    pub fn path(&self) -> &str {
+        self.target
+            .split_once('?')
+            .map_or(self.target, |(path, _)| path)
+    }
+}
+
+fn is(name: &str, candidates: &[&str]) -> bool {
+    candidates.iter().any(|c| name.eq_ignore_ascii_case(c))
+}
+
+/// Parse the head at the start of `buf`; `None` when it is incomplete,
+/// malformed or not one the fast path takes (Pingora then reads it again).
+pub fn parse<'h, 'b>(
+    buf: &'b [u8],
+    storage: &'h mut [Header<'b>; MAX_HEADERS],
+) -> Option<Head<'h, 'b>> {
+    let mut req = httparse::Request::new(storage);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        _ => return None,
+    };
+    if req.version != Some(1) {
+        return None;
+    }
+    let (method, target) = (req.method?, req.path?);
+    if !target.starts_with('/') {
+        return None;
+    }
+    let headers: &'h [Header<'b>] = req.headers;
+    let mut host = None;
+    let mut close = false;
+    for h in headers {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("host") {
+            if host.is_some() {
+                return None;
+            }
+            host = Some(std::str::from_utf8(h.value).ok()?);
+        } else if name.eq_ignore_ascii_case("content-length") {
+            if h.value.trim_ascii() != b"0" {
+                return None;
+            }
+        } else if is(name, &["transfer-encoding", "upgrade", "expect"]) {
+            return None;
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.is_empty() {
+                    // It names headers to drop: Pingora's policy does that.
+                    return None;
+                }
+            }
+        }
+    }
+    Some(Head {
+        method,
+        target,
+        host: host?,
+        headers,
+        len,
+        close,
+    })
+}
+
+/// Append the upstream request head for `head` to `out`: the request line
+/// and headers as the client sent them, less the hop-by-hop ones, with
+/// `X-Forwarded-For` (appended to), `X-Forwarded-Proto` and
+/// `X-Forwarded-Host` (replaced).
+pub fn write_upstream(out: &mut Vec<u8>, head: &Head<'_, '_>, client_ip: Option<IpAddr>, tls: bool) {
+    out.extend_from_slice(head.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(head.target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut prior_xff = false;
+    for h in head.headers {
+        if is(h.name, &HOP_BY_HOP) || is(h.name, &FORWARDED) {
+            prior_xff |= h.name.eq_ignore_ascii_case(FORWARDED[0]);
+            continue;
+        }
+        header(out, h.name.as_bytes(), h.value);
+    }
+    if let Some(ip) = client_ip {
+        out.extend_from_slice(b"X-Forwarded-For: ");
+        if prior_xff {
+            // Earlier hops, in order, then this client.
+            for h in head.headers {
+                let v = h.value.trim_ascii();
+                if h.name.eq_ignore_ascii_case(FORWARDED[0]) && !v.is_empty() {
+                    out.extend_from_slice(v);
+                    out.extend_from_slice(b", ");
+                }
+            }
+        }
+        let mut text = crate::proxy::headers::IpText::default();
+        out.extend_from_slice(text.format(ip).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(if tls {
+        b"X-Forwarded-Proto: https\r\n"
+    } else {
+        b"X-Forwarded-Proto: http\r\n"
+    });
+    header(out, b"X-Forwarded-Host", head.host.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Append one `name: value` line.
+pub fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(raw: &[u8]) -> Option<(usize, bool, String, String)> {
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let h = parse(raw, &mut storage)?;
+        Some((h.len, h.close, h.host.to_string(), h.path().to_string()))
+    }
+
+    #[test]
+    fn plain_requests_are_taken() {
+        let raw = b"GET /a/b?q=1 HTTP/1.1\r\nHost: api.example\r\nAccept: */*\r\n\r\nNEXT";
+        let (len, close, host, path) = parsed(raw).unwrap();
+        assert_eq!(len, raw.len() - 4);
+        assert!(!close);
+        assert_eq!(host, "api.example");
+        assert_eq!(path, "/a/b");
+        let raw = b"DELETE /x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: Close\r\n\r\n";
+        assert!(parsed(raw).unwrap().1);
+    }
+
+    #[test]
+    fn everything_unusual_goes_to_pingora() {
+        for raw in [
+            &b"GET / HTTP/1.1\r\nHost: h\r\n"[..],
+            b"GET / HTTP/1.0\r\nHost: h\r\n\r\n",
+            b"GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: x-secret\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: \xff\r\n\r\n",
+            b"NOT A REQUEST\r\n\r\n",
+        ] {
+            assert!(parsed(raw).is_none(), "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn the_upstream_head_drops_hop_by_hop_and_adds_forwarded() {
+        let raw = b"GET /p HTTP/1.1\r\nHost: h.example\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\n\
+X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Trace: 1\r\nx-forwarded-for: 10.0.0.2\r\n\r\n";
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let head = parse(raw, &mut storage).unwrap();
+        let mut out = Vec::new();
+        write_upstream(&mut out, &head, Some("127.0.0.9".parse().unwrap()), false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /p HTTP/1.1\r\nHost: h.example\r\nX-Trace: 1\r\n\
+X-Forwarded-For: 10.0.0.1, 10.0.0.2, 127.0.0.9\r\nX-Forwarded-Proto: http\r\n\
+X-Forwarded-Host: h.example\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn without_a_client_address_no_forwarded_for() {
+        let raw = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let head = parse(raw, &mut storage).unwrap();
+        let mut out = Vec::new();
+        write_upstream(&mut out, &head, None, true);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("X-Forwarded-For"));
+        assert!(text.contains("X-Forwarded-Proto: https\r\n"));
+    }
+}

@@ -1,0 +1,255 @@
+//! The backend's response head on the fast path: parsed in place, its body
+//! framing worked out, and rewritten for the client (hop-by-hop headers out,
+//! `Connection: close` in when this connection ends). Pure.
+
+use super::request::header;
+use httparse::Header;
+
+/// Most response headers parsed.
+pub const MAX_HEADERS: usize = 100;
+
+/// Response headers that concern one connection only. `Transfer-Encoding`
+/// stays: the body is passed through with its framing as it came.
+const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "proxy-authenticate",
+    "upgrade",
+];
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (a `HEAD` request, 204, 304).
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// Chunked transfer coding, passed through as is.
+    Chunked,
+    /// Until the backend closes the connection.
+    UntilClose,
+}
+
+/// A final response head, its client version already written out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Final {
+    /// Status code.
+    pub status: u16,
+    /// Length of the backend's head in the buffer.
+    pub len: usize,
+    /// How its body is delimited.
+    pub framing: Framing,
+    /// The backend connection may be reused after the body.
+    pub reusable: bool,
+    /// The client connection must close after the body.
+    pub client_close: bool,
+}
+
+/// What the start of the backend's bytes holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// Not a whole head yet.
+    Partial,
+    /// An informational (1xx) head of this length, to be skipped.
+    Informational(usize),
+    /// The final head.
+    Final(Final),
+    /// Not a valid HTTP/1 response (or a 101 nobody asked for).
+    Bad,
+}
+
+/// What the client side needs to say in the head.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientSide<'a> {
+    /// The request was `HEAD`: no body follows whatever the headers say.
+    pub head_request: bool,
+    /// The client connection closes after this response.
+    pub close: bool,
+    /// Name the pool that served in `X-Cutover-Pool`.
+    pub tag: Option<&'a str>,
+}
+
+fn is(name: &str, candidates: &[&str]) -> bool {
+    candidates.iter().any(|c| name.eq_ignore_ascii_case(c))
+}
+
+fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|b| *b == b',').map(<[u8]>::trim_ascii)
+}
+
+/// Whether `name` is listed in one of the `Connection` headers.
+fn nominated(headers: &[Header<'_>], name: &str) -> bool {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .any(|h| tokens(h.value).any(|t| t.eq_ignore_ascii_case(name.as_bytes())))
+}
+
+/// The body framing of a response with these headers (RFC 9112 §6.3).
+fn framing(status: u16, headers: &[Header<'_>], head_request: bool) -> Option<Framing> {
+    if head_request || status == 204 || status == 304 {
+        return Some(Framing::Empty);
+    }
+    let mut length: Option<u64> = None;
+    let mut chunked = None;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // Only the last coding counts.
+            let last = tokens(h.value).filter(|t| !t.is_empty()).last();
+            chunked = Some(last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked")));
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            for t in tokens(h.value) {
+                let n = std::str::from_utf8(t).ok()?.parse::<u64>().ok()?;
+                if length.is_some_and(|l| l != n) {
+                    return None;
+                }
+                length = Some(n);
+            }
+        }
+    }
+    Some(match (chunked, length) {
+        (Some(true), _) => Framing::Chunked,
+        (Some(false), _) => Framing::UntilClose,
+        (None, Some(n)) => Framing::Length(n),
+        (None, None) => Framing::UntilClose,
+    })
+}
+
+/// Parse the backend's bytes at the start of `buf`. For a final head, the
+/// client's version of it is appended to `out`.
+pub fn parse(buf: &[u8], side: ClientSide<'_>, out: &mut Vec<u8>) -> Parsed {
+    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut storage);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Bad,
+    };
+    let (Some(status), Some(version)) = (resp.code, resp.version) else {
+        return Parsed::Bad;
+    };
+    if status == 101 {
+        return Parsed::Bad;
+    }
+    if (100..200).contains(&status) {
+        return Parsed::Informational(len);
+    }
+    let headers: &[Header<'_>] = resp.headers;
+    let Some(framing) = framing(status, headers, side.head_request) else {
+        return Parsed::Bad;
+    };
+    let backend_close = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .any(|h| tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"close")));
+    let reusable = version == 1 && !backend_close && framing != Framing::UntilClose;
+    let client_close = side.close || framing == Framing::UntilClose;
+
+    out.extend_from_slice(b"HTTP/1.1 ");
+    let mut code = [0u8; 3];
+    for (i, d) in code.iter_mut().enumerate() {
+        *d = b'0' + (status / 10u16.pow(2 - i as u32) % 10) as u8;
+    }
+    out.extend_from_slice(&code);
+    out.push(b' ');
+    out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for h in headers {
+        if is(h.name, &HOP_BY_HOP) || nominated(headers, h.name) {
+            continue;
+        }
+        header(out, h.name.as_bytes(), h.value);
+    }
+    if let Some(pool) = side.tag {
+        header(out, b"X-Cutover-Pool", pool.as_bytes());
+    }
+    if client_close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Parsed::Final(Final {
+        status,
+        len,
+        framing,
+        reusable,
+        client_close,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(raw: &[u8], side: ClientSide<'_>) -> (Parsed, String) {
+        let mut out = Vec::new();
+        let p = parse(raw, side, &mut out);
+        (p, String::from_utf8(out).unwrap())
+    }
+
+    fn fin(raw: &[u8]) -> Final {
+        match run(raw, ClientSide::default()).0 {
+            Parsed::Final(f) => f,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn framing_follows_the_rfc() {
+        let f = fin(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        assert_eq!((f.framing, f.reusable, f.len), (Framing::Length(5), true, 38));
+        let f = fin(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(f.framing, Framing::Chunked);
+        let f = fin(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+        assert_eq!((f.framing, f.reusable, f.client_close), (Framing::UntilClose, false, true));
+        let f = fin(b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(f.framing, Framing::UntilClose);
+        let f = fin(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(f.framing, Framing::Empty);
+        let f = fin(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n");
+        assert_eq!((f.reusable, f.client_close), (false, false));
+        let f = fin(b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n");
+        assert!(!f.reusable);
+        let side = ClientSide {
+            head_request: true,
+            ..Default::default()
+        };
+        let (p, _) = run(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", side);
+        assert!(matches!(p, Parsed::Final(Final { framing: Framing::Empty, .. })));
+    }
+
+    #[test]
+    fn bad_and_partial_heads() {
+        let side = ClientSide::default();
+        assert_eq!(run(b"HTTP/1.1 200 OK\r\nContent-Le", side).0, Parsed::Partial);
+        assert_eq!(run(b"SMTP ready\r\n\r\n", side).0, Parsed::Bad);
+        assert_eq!(
+            run(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", side).0,
+            Parsed::Bad
+        );
+        assert_eq!(run(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", side).0, Parsed::Bad);
+        assert_eq!(run(b"HTTP/1.1 101 Switching\r\n\r\n", side).0, Parsed::Bad);
+        assert_eq!(
+            run(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200", side).0,
+            Parsed::Informational(40)
+        );
+    }
+
+    #[test]
+    fn the_client_head_loses_hop_by_hop_headers() {
+        let raw = b"HTTP/1.1 404 Not Found\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: timeout=5\r\n\
+X-Secret: 1\r\nUpgrade: h2c\r\nContent-Length: 0\r\nX-Kept: 1\r\n\r\n";
+        let side = ClientSide {
+            close: true,
+            tag: Some("cloud"),
+            ..Default::default()
+        };
+        let (_, out) = run(raw, side);
+        assert_eq!(
+            out,
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nX-Kept: 1\r\nX-Cutover-Pool: cloud\r\n\
+Connection: close\r\n\r\n"
+        );
+    }
+}

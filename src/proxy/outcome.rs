@@ -1,0 +1,213 @@
+//! The request path's decisions and bookkeeping, shared by Pingora's proxy
+//! ([`super::CutoverProxy`]) and cutover's own HTTP/1 fast path
+//! ([`crate::fast`]): route and pool choice, the start of each attempt,
+//! failures and their ejections, a backend's answer, and the final count
+//! (metrics and access log). Keeping them in one place keeps the two paths
+//! from drifting apart.
+
+use super::ctx::Ctx;
+use super::{select, sticky};
+use crate::clock::now_ms;
+use crate::control::Control;
+use crate::health::FailureKind;
+use crate::metrics::RoutePoolMetrics;
+use crate::route::RequestView;
+use crate::snapshot::Snapshot;
+use crate::split;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tracing::warn;
+
+/// The metrics of route `ri` for pool `p`.
+pub fn route_pool_metrics(snap: &Snapshot, ri: usize, p: usize) -> Option<&Arc<RoutePoolMetrics>> {
+    let route = snap.routes.get(ri)?;
+    let slot = route.slots.iter().position(|s| s.pool == p)?;
+    route.metrics.get(slot)
+}
+
+/// The route taking `view`, or `None` (a 404).
+pub fn match_route(snap: &Snapshot, view: &RequestView<'_>) -> Option<usize> {
+    snap.routes.iter().position(|r| r.matcher.matches(view))
+}
+
+/// Choose the pool of a request on route `ri`: the override header, else
+/// the sticky key's bucket, else the route's next sequence bucket. Records
+/// both in `ctx`.
+pub fn choose_pool(
+    ctx: &mut Ctx,
+    snap: &Snapshot,
+    ri: usize,
+    view: &RequestView<'_>,
+    client_ip: Option<IpAddr>,
+) {
+    let route = &snap.routes[ri];
+    let now = now_ms();
+    let mut forced = None;
+    if let Some(h) = &route.override_header {
+        view.headers.first_value(h.as_str(), &mut |v| {
+            let name = std::str::from_utf8(v).unwrap_or("").trim();
+            forced = route
+                .slots
+                .iter()
+                .map(|s| s.pool)
+                .find(|p| &*snap.pools[*p].name == name);
+        });
+    }
+    let bucket = route
+        .sticky
+        .as_ref()
+        .and_then(|s| sticky::key_bucket(s, view.headers, client_ip))
+        .unwrap_or_else(|| split::sequence_bucket(route.seq.fetch_add(1, Relaxed)));
+    ctx.route = Some(ri);
+    ctx.pool = Some(select::choose_pool(route, &snap.pools, bucket, forced, now));
+}
+
+/// Start the next attempt: pick an untried backend and count it. `None`
+/// when every backend of the route was tried.
+pub fn begin_attempt(ctx: &mut Ctx) -> Option<(usize, usize)> {
+    ctx.end_attempt();
+    let (Some(snap), Some(ri), Some(pool)) = (ctx.snap.as_ref(), ctx.route, ctx.pool) else {
+        return None;
+    };
+    let route = &snap.routes[ri];
+    let (p, b) = select::next_backend(snap, route, pool, &ctx.tried, now_ms())?;
+    if !ctx.tried.is_empty() {
+        route.stats.retries.fetch_add(1, Relaxed);
+    }
+    let backend = &snap.pools[p].backends[b];
+    backend.state.stats.attempts.fetch_add(1, Relaxed);
+    backend.state.stats.in_flight.fetch_add(1, Relaxed);
+    ctx.tried.push(p, b);
+    ctx.current = Some((p, b));
+    ctx.served_pool = Some(p);
+    ctx.attempt_started = Some(std::time::Instant::now());
+    ctx.response_started = false;
+    Some((p, b))
+}
+
+/// Whether another attempt is allowed after the ones made.
+pub fn retries_allowed(ctx: &Ctx) -> bool {
+    let retries = ctx.snap.as_ref().map_or(0, |s| s.config.proxy.retries);
+    ctx.attempts() <= retries
+}
+
+/// Count a failed attempt against its backend; eject it if it is an outlier.
+pub fn record_failure(ctx: &mut Ctx, kind: FailureKind) {
+    ctx.last_failure = Some(kind);
+    let (Some(snap), Some((p, b))) = (ctx.snap.as_ref(), ctx.current) else {
+        return;
+    };
+    let pool = &snap.pools[p];
+    let backend = &pool.backends[b];
+    let now = now_ms();
+    if kind != FailureKind::Status5xx {
+        // A 5xx answer is counted with the other answers, in `record_answer`.
+        if let Some(m) = ctx.route.and_then(|r| route_pool_metrics(snap, r, p)) {
+            m.window.record_failure(now);
+        }
+    }
+    warn!(
+        pool = %pool.name,
+        backend = %backend.addr,
+        kind = kind.as_str(),
+        attempt = ctx.tried.len(),
+        "attempt failed"
+    );
+    if let Some(length) = backend.state.record_failure(
+        kind,
+        pool.outlier.as_ref(),
+        pool.ejected(now),
+        pool.backends.len(),
+        now,
+    ) {
+        warn!(
+            pool = %pool.name,
+            backend = %backend.addr,
+            kind = kind.as_str(),
+            "backend ejected for {}",
+            humantime::format_duration(length)
+        );
+    }
+}
+
+/// The backend's (final, non-1xx) response head arrived with `status`: feed
+/// the shift gate's window and the backend's passive health.
+pub fn record_answer(ctx: &mut Ctx, status: u16) {
+    ctx.response_started = true;
+    ctx.upstream_ms = ctx.attempt_started.map(|t| t.elapsed().as_millis() as u64);
+    if let (Some(snap), Some(ri), Some((p, _))) = (ctx.snap.as_ref(), ctx.route, ctx.current) {
+        if let Some(m) = route_pool_metrics(snap, ri, p) {
+            let latency = std::time::Duration::from_millis(ctx.upstream_ms.unwrap_or(0));
+            m.window.record(now_ms(), status >= 500, latency);
+        }
+    }
+    match status {
+        502..=504 => record_failure(ctx, FailureKind::Status5xx),
+        _ => {
+            if let (Some(snap), Some((p, b))) = (ctx.snap.as_ref(), ctx.current) {
+                snap.pools[p].backends[b].state.record_success(now_ms());
+            }
+        }
+    }
+}
+
+/// What the access log needs to know about a finished request.
+pub struct Finished<'a> {
+    /// The client's address.
+    pub client: Option<SocketAddr>,
+    /// Request method.
+    pub method: &'a str,
+    /// Request host.
+    pub host: &'a str,
+    /// Path and query.
+    pub path: &'a str,
+    /// Status sent to the client (499: none, the client went away).
+    pub status: u16,
+    /// Response body bytes sent.
+    pub bytes: usize,
+}
+
+/// Count a finished request in the metrics and the access log.
+pub fn finish(control: &Control, ctx: &mut Ctx, done: &Finished<'_>) {
+    ctx.end_attempt();
+    let Some(snap) = ctx.snap.as_ref() else {
+        return;
+    };
+    let elapsed = ctx.started.elapsed();
+    let pool = ctx.served_pool.or(ctx.pool);
+    match (ctx.route, pool) {
+        (Some(ri), Some(p)) => {
+            if let Some(m) = route_pool_metrics(snap, ri, p) {
+                m.observe(done.status, elapsed.as_secs_f64());
+            }
+        }
+        (None, _) => control.metrics.unmatched.inc(),
+        _ => {}
+    }
+    if let Some(log) = &snap.access_log {
+        let backend = ctx
+            .tried
+            .last()
+            .map(|(p, b)| &*snap.pools[p].backends[b].addr)
+            .unwrap_or("");
+        let line = crate::access_log::format(
+            &crate::access_log::Entry {
+                client: done.client,
+                method: done.method,
+                host: done.host,
+                path: done.path,
+                status: done.status,
+                route: ctx.route.map_or("", |r| &*snap.routes[r].name),
+                pool: pool.map_or("", |p| &*snap.pools[p].name),
+                backend,
+                attempts: ctx.attempts(),
+                upstream_ms: ctx.upstream_ms,
+                total_ms: elapsed.as_secs_f64() * 1000.0,
+                bytes: done.bytes,
+            },
+            std::time::SystemTime::now(),
+        );
+        log.log(line);
+    }
+}
