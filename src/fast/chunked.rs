@@ -68,7 +68,11 @@ impl ChunkedEnd {
                     b'\n' => State::Data(n),
                     b'\r' => self.state,
                     _ if ext => self.state,
-                    b';' => State::Size { n, digits, ext: true },
+                    b';' => State::Size {
+                        n,
+                        digits,
+                        ext: true,
+                    },
                     b' ' | b'\t' => self.state,
                     _ => {
                         let d = (b as char).to_digit(16).ok_or(ChunkError)?;
@@ -110,7 +114,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const BODY: &[u8] = b"5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Sum: 1\r\n\r\n";
+    const BODY: &[u8] =
+        b"5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Sum: 1\r\n\r\n";
 
     #[test]
     fn the_end_is_found_in_one_piece() {

@@ -15,7 +15,13 @@ pub const MAX_HEADERS: usize = 64;
 
 /// Request headers that concern one connection only, never forwarded.
 /// (`Upgrade` and `Transfer-Encoding` never reach here.)
-const HOP_BY_HOP: [&str; 5] = ["connection", "keep-alive", "proxy-connection", "te", "trailer"];
+const HOP_BY_HOP: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+];
 
 /// Headers the proxy writes itself.
 const FORWARDED: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
@@ -109,7 +115,12 @@ pub fn parse<'h, 'b>(
 /// and headers as the client sent them, less the hop-by-hop ones, with
 /// `X-Forwarded-For` (appended to), `X-Forwarded-Proto` and
 /// `X-Forwarded-Host` (replaced).
-pub fn write_upstream(out: &mut Vec<u8>, head: &Head<'_, '_>, client_ip: Option<IpAddr>, tls: bool) {
+pub fn write_upstream(
+    out: &mut Vec<u8>,
+    head: &Head<'_, '_>,
+    client_ip: Option<IpAddr>,
+    tls: bool,
+) {
     out.extend_from_slice(head.method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(head.target.as_bytes());
@@ -173,7 +184,8 @@ mod tests {
         assert!(!close);
         assert_eq!(host, "api.example");
         assert_eq!(path, "/a/b");
-        let raw = b"DELETE /x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: Close\r\n\r\n";
+        let raw =
+            b"DELETE /x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: Close\r\n\r\n";
         assert!(parsed(raw).unwrap().1);
     }
 

@@ -198,11 +198,19 @@ mod tests {
     #[test]
     fn framing_follows_the_rfc() {
         let f = fin(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
-        assert_eq!((f.framing, f.reusable, f.len), (Framing::Length(5), true, 38));
-        let f = fin(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(
+            (f.framing, f.reusable, f.len),
+            (Framing::Length(5), true, 38)
+        );
+        let f = fin(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n",
+        );
         assert_eq!(f.framing, Framing::Chunked);
         let f = fin(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
-        assert_eq!((f.framing, f.reusable, f.client_close), (Framing::UntilClose, false, true));
+        assert_eq!(
+            (f.framing, f.reusable, f.client_close),
+            (Framing::UntilClose, false, true)
+        );
         let f = fin(b"HTTP/1.1 200 OK\r\n\r\n");
         assert_eq!(f.framing, Framing::UntilClose);
         let f = fin(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n");
@@ -216,22 +224,42 @@ mod tests {
             ..Default::default()
         };
         let (p, _) = run(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", side);
-        assert!(matches!(p, Parsed::Final(Final { framing: Framing::Empty, .. })));
+        assert!(matches!(
+            p,
+            Parsed::Final(Final {
+                framing: Framing::Empty,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn bad_and_partial_heads() {
         let side = ClientSide::default();
-        assert_eq!(run(b"HTTP/1.1 200 OK\r\nContent-Le", side).0, Parsed::Partial);
+        assert_eq!(
+            run(b"HTTP/1.1 200 OK\r\nContent-Le", side).0,
+            Parsed::Partial
+        );
         assert_eq!(run(b"SMTP ready\r\n\r\n", side).0, Parsed::Bad);
         assert_eq!(
-            run(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", side).0,
+            run(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+                side
+            )
+            .0,
             Parsed::Bad
         );
-        assert_eq!(run(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", side).0, Parsed::Bad);
+        assert_eq!(
+            run(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", side).0,
+            Parsed::Bad
+        );
         assert_eq!(run(b"HTTP/1.1 101 Switching\r\n\r\n", side).0, Parsed::Bad);
         assert_eq!(
-            run(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200", side).0,
+            run(
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200",
+                side
+            )
+            .0,
             Parsed::Informational(40)
         );
     }

@@ -97,10 +97,7 @@ impl IdlePool {
 
 /// An idle connection to `addr` from this thread's pool, if one is usable.
 pub fn take_idle(addr: SocketAddr) -> Option<TcpStream> {
-    IDLE.with(|p| {
-        p.borrow_mut()
-            .take(addr, crate::proxy::peer::UPSTREAM_IDLE)
-    })
+    IDLE.with(|p| p.borrow_mut().take(addr, crate::proxy::peer::UPSTREAM_IDLE))
 }
 
 /// Keep `stream`, a connection to `addr` with no request in progress, for

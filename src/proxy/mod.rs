@@ -214,7 +214,8 @@ impl ProxyHttp for CutoverProxy {
             && e.esource() == &pingora::ErrorSource::Upstream;
         // Whether the connection was pooled or fresh, an idempotent request
         // whose connection died before any response byte is safe to resend.
-        let retry = idempotent && body_intact && dead_before_response && outcome::retries_allowed(ctx);
+        let retry =
+            idempotent && body_intact && dead_before_response && outcome::retries_allowed(ctx);
         e.set_retry(retry);
         e
     }

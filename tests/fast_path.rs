@@ -1,0 +1,207 @@
+//! End to end through cutover's own HTTP/1 path (plain bodiless requests):
+//! response framings passed through as they come, backend connections kept
+//! and found dead, pipelining, informational heads, broken answers. The
+//! backend here is scripted at the byte level, to send what well-behaved
+//! servers (the hyper backends of the other tests) never do.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A backend answering by request path with fixed bytes.
+struct Scripted {
+    addr: SocketAddr,
+    /// Connections accepted.
+    conns: Arc<AtomicUsize>,
+}
+
+/// The answer for a request head, and whether to close the connection after.
+fn script(head: &str) -> (&'static [u8], bool) {
+    let path = head.split_whitespace().nth(1).unwrap_or("/");
+    match path {
+        "/chunked" => (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n",
+            false,
+        ),
+        "/until-close" => (b"HTTP/1.1 200 OK\r\nX-Kind: stream\r\n\r\nstreamed until close", true),
+        "/early-hints" => (
+            b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhints",
+            false,
+        ),
+        // Closes every connection after answering, without saying so: what
+        // a backend whose keep-alive timeout just expired looks like.
+        "/close-idle" => (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true),
+        "/bad-length" => (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+            true,
+        ),
+        "/truncated" => (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b", true),
+        "/head" => (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", false),
+        _ => (b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\ndefault", false),
+    }
+}
+
+impl Scripted {
+    async fn spawn() -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns = Arc::new(AtomicUsize::new(0));
+        let count = conns.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                count.fetch_add(1, SeqCst);
+                tokio::spawn(serve_scripted(s));
+            }
+        });
+        Scripted { addr, conns }
+    }
+}
+
+async fn serve_scripted(mut s: TcpStream) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            buf.drain(..end + 4);
+            let (answer, close) = script(&head);
+            if s.write_all(answer).await.is_err() || close {
+                return;
+            }
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn config(backend: SocketAddr) -> String {
+    format!(
+        "{}[pools.app]\nbackends = [\"{backend}\"]\n[[routes]]\nname = \"api\"\nsplit = {{ app = 1 }}\n",
+        base_config()
+    )
+}
+
+/// Send `raw` on a new connection and read until the proxy closes it.
+async fn exchange_to_close(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(raw).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("the proxy closes the connection")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_bodies_pass_through_on_reused_connections() {
+    let backend = Scripted::spawn().await;
+    let proxy = ProxyProc::start(&config(backend.addr));
+    let cl = client();
+    for _ in 0..20 {
+        let r = get(&cl, &proxy.url("/chunked"), &[]).await.unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "hello world"));
+    }
+    // The client connection and the backend connection both lived on.
+    assert_eq!(backend.conns.load(SeqCst), 1);
+
+    // The chunks reach the client as the backend framed them, trailers too.
+    let text = exchange_to_close(
+        proxy.addr,
+        b"GET /chunked HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        text.ends_with("5\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"),
+        "{text:?}"
+    );
+    assert!(text.contains("Connection: close\r\n"), "{text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_closing_idle_connections_costs_no_request() {
+    let backend = Scripted::spawn().await;
+    let proxy = ProxyProc::start(&config(backend.addr));
+    let cl = client();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (cl, url) = (cl.clone(), proxy.url("/close-idle"));
+        tasks.push(tokio::spawn(async move {
+            let mut codes = HashMap::new();
+            for _ in 0..50 {
+                let code = get(&cl, &url, &[]).await.map_or(0, |r| r.status);
+                *codes.entry(code).or_insert(0) += 1;
+            }
+            codes
+        }));
+    }
+    for t in tasks {
+        let codes = t.await.unwrap();
+        assert_eq!(codes.get(&200), Some(&50), "{codes:?}");
+    }
+    assert_eq!(backend.conns.load(SeqCst), 200, "one connection per answer");
+    // A connection the backend had closed is not a failure of the backend.
+    assert_eq!(proxy.stderr.count("attempt failed"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_without_a_length_end_with_the_connection() {
+    let backend = Scripted::spawn().await;
+    let proxy = ProxyProc::start(&config(backend.addr));
+    let text = exchange_to_close(proxy.addr, b"GET /until-close HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text:?}");
+    assert!(text.contains("X-Kind: stream\r\n"), "{text:?}");
+    assert!(text.contains("Connection: close\r\n"), "{text:?}");
+    assert!(text.ends_with("\r\n\r\nstreamed until close"), "{text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order_without_informational_heads() {
+    let backend = Scripted::spawn().await;
+    let proxy = ProxyProc::start(&config(backend.addr));
+    let text = exchange_to_close(
+        proxy.addr,
+        b"GET /early-hints HTTP/1.1\r\nHost: t\r\n\r\nHEAD /head HTTP/1.1\r\nHost: t\r\n\r\n\
+GET /other HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(!text.contains("103"), "{text:?}");
+    let hints = text.find("\r\n\r\nhints").expect("the early-hints answer");
+    let head = text.find("Content-Length: 1000").expect("the HEAD answer");
+    let other = text.find("\r\n\r\ndefault").expect("the last answer");
+    assert!(hints < head && head < other, "{text:?}");
+    assert!(
+        text.ends_with("default"),
+        "nothing after the last: {text:?}"
+    );
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 3, "{text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_answers_give_502_or_a_closed_connection() {
+    let backend = Scripted::spawn().await;
+    let proxy = ProxyProc::start(&config(backend.addr));
+    let cl = client();
+    let r = get(&cl, &proxy.url("/bad-length"), &[]).await.unwrap();
+    assert_eq!(r.status, 502);
+    assert!(r.body.starts_with("502 Bad Gateway"), "{:?}", r.body);
+
+    // The head went out; the body broke off: the client sees the connection
+    // close short of the length it was promised.
+    let text = exchange_to_close(proxy.addr, b"GET /truncated HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert!(text.contains("Content-Length: 100\r\n"), "{text:?}");
+    assert!(text.ends_with("\r\n\r\nonly ten b"), "{text:?}");
+
+    // Still serving.
+    let r = get(&cl, &proxy.url("/"), &[]).await.unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "default"));
+}
