@@ -156,8 +156,20 @@ pub fn parse(buf: &[u8], side: ClientSide<'_>, out: &mut Vec<u8>) -> Parsed {
     out.push(b' ');
     out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
+    // Usually `Connection` says only `keep-alive` or `close`: then no other
+    // header is nominated and the per-header check is skipped.
+    let nominates = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .any(|h| {
+            tokens(h.value).any(|t| {
+                !t.is_empty()
+                    && !t.eq_ignore_ascii_case(b"keep-alive")
+                    && !t.eq_ignore_ascii_case(b"close")
+            })
+        });
     for h in headers {
-        if is(h.name, &HOP_BY_HOP) || nominated(headers, h.name) {
+        if is(h.name, &HOP_BY_HOP) || (nominates && nominated(headers, h.name)) {
             continue;
         }
         header(out, h.name.as_bytes(), h.value);
