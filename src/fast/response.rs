@@ -168,8 +168,17 @@ pub fn parse(buf: &[u8], side: ClientSide<'_>, out: &mut Vec<u8>) -> Parsed {
                     && !t.eq_ignore_ascii_case(b"close")
             })
         });
+    // With a transfer coding, a `Content-Length` beside it is wrong and a
+    // smuggling vector for whatever sits behind the client (RFC 9112 §6.3):
+    // it does not go out.
+    let coded = headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
     for h in headers {
-        if is(h.name, &HOP_BY_HOP) || (nominates && nominated(headers, h.name)) {
+        if is(h.name, &HOP_BY_HOP)
+            || (nominates && nominated(headers, h.name))
+            || (coded && h.name.eq_ignore_ascii_case("content-length"))
+        {
             continue;
         }
         header(out, h.name.as_bytes(), h.value);
@@ -214,10 +223,17 @@ mod tests {
             (f.framing, f.reusable, f.len),
             (Framing::Length(5), true, 38)
         );
-        let f = fin(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n",
-        );
-        assert_eq!(f.framing, Framing::Chunked);
+        let raw =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n";
+        let (p, out) = run(raw, ClientSide::default());
+        assert!(matches!(
+            p,
+            Parsed::Final(Final {
+                framing: Framing::Chunked,
+                ..
+            })
+        ));
+        assert!(!out.contains("Content-Length"), "{out}");
         let f = fin(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
         assert_eq!(
             (f.framing, f.reusable, f.client_close),
