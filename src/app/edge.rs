@@ -130,7 +130,16 @@ impl Edge {
             // Pingora. Boxed like Pingora's: idle connections stay small.
             match Box::pin(fast::serve(&self.control, &mut guarded, &conn)).await {
                 Served::KeepAlive => continue,
-                Served::Close => return None,
+                Served::Close => {
+                    // A clean close (TLS `close_notify`, then FIN): a body
+                    // that ends with the connection must not look cut short.
+                    let _ = tokio::time::timeout(
+                        CLOSE_IDLE_AFTER,
+                        tokio::io::AsyncWriteExt::shutdown(&mut *guarded),
+                    )
+                    .await;
+                    return None;
+                }
                 Served::NotTaken => {}
             }
             let mut session = ServerSession::new_http1(guarded);

@@ -13,19 +13,58 @@ const MAX_CHUNK: u64 = 1 << 48;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// In a chunk-size line: the size so far, digits seen, in an extension.
-    Size { n: u64, digits: u8, ext: bool },
+    /// In a chunk-size line: the size so far, digits seen, whitespace seen
+    /// after them (no more digits then), in an extension.
+    Size {
+        n: u64,
+        digits: u8,
+        ws: bool,
+        ext: bool,
+    },
+    /// A chunk-size line's `\r`: its `\n` must follow.
+    SizeLf { n: u64, digits: u8 },
     /// In chunk data: bytes left.
     Data(u64),
     /// After chunk data: expecting its line end.
     DataEnd,
+    /// After chunk data and a `\r`: expecting `\n`.
+    DataEndLf,
     /// After the last chunk: trailer lines until an empty one.
     Trailer { line_start: bool },
+    /// A trailer line's `\r`: its `\n` must follow.
+    TrailerLf { line_start: bool },
     /// The body is complete.
     Done,
 }
 
-/// Tracks chunk framing across the reads of one body.
+const SIZE_START: State = State::Size {
+    n: 0,
+    digits: 0,
+    ws: false,
+    ext: false,
+};
+
+/// The state after a chunk-size line of `digits` digits giving `n`.
+fn size_line_end(n: u64, digits: u8) -> Result<State, ChunkError> {
+    match (digits, n) {
+        (0, _) => Err(ChunkError),
+        (_, 0) => Ok(State::Trailer { line_start: true }),
+        _ => Ok(State::Data(n)),
+    }
+}
+
+/// The state after a trailer line ends.
+fn trailer_line_end(line_start: bool) -> State {
+    if line_start {
+        State::Done
+    } else {
+        State::Trailer { line_start: true }
+    }
+}
+
+/// Tracks chunk framing across the reads of one body. Strict where a
+/// client could read the framing differently (digits, line ends), so that
+/// the proxy and the client agree on where the body ends.
 #[derive(Debug, Clone)]
 pub struct ChunkedEnd {
     state: State,
@@ -33,13 +72,7 @@ pub struct ChunkedEnd {
 
 impl Default for ChunkedEnd {
     fn default() -> Self {
-        ChunkedEnd {
-            state: State::Size {
-                n: 0,
-                digits: 0,
-                ext: false,
-            },
-        }
+        ChunkedEnd { state: SIZE_START }
     }
 }
 
@@ -62,18 +95,23 @@ impl ChunkedEnd {
                     };
                     continue;
                 }
-                State::Size { n, digits, ext } => match b {
-                    b'\n' if digits == 0 => return Err(ChunkError),
-                    b'\n' if n == 0 => State::Trailer { line_start: true },
-                    b'\n' => State::Data(n),
-                    b'\r' => self.state,
+                State::Size { n, digits, ws, ext } => match b {
+                    b'\n' => size_line_end(n, digits)?,
+                    b'\r' => State::SizeLf { n, digits },
                     _ if ext => self.state,
-                    b';' => State::Size {
+                    b';' if digits > 0 => State::Size {
                         n,
                         digits,
+                        ws,
                         ext: true,
                     },
-                    b' ' | b'\t' => self.state,
+                    b' ' | b'\t' if digits > 0 => State::Size {
+                        n,
+                        digits,
+                        ws: true,
+                        ext,
+                    },
+                    _ if ws => return Err(ChunkError),
                     _ => {
                         let d = (b as char).to_digit(16).ok_or(ChunkError)?;
                         let n = n * 16 + u64::from(d);
@@ -83,24 +121,32 @@ impl ChunkedEnd {
                         State::Size {
                             n,
                             digits: digits.saturating_add(1),
+                            ws,
                             ext,
                         }
                     }
                 },
+                State::SizeLf { n, digits } => match b {
+                    b'\n' => size_line_end(n, digits)?,
+                    _ => return Err(ChunkError),
+                },
                 State::DataEnd => match b {
-                    b'\r' => State::DataEnd,
-                    b'\n' => State::Size {
-                        n: 0,
-                        digits: 0,
-                        ext: false,
-                    },
+                    b'\r' => State::DataEndLf,
+                    b'\n' => SIZE_START,
+                    _ => return Err(ChunkError),
+                },
+                State::DataEndLf => match b {
+                    b'\n' => SIZE_START,
                     _ => return Err(ChunkError),
                 },
                 State::Trailer { line_start } => match b {
-                    b'\n' if line_start => State::Done,
-                    b'\n' => State::Trailer { line_start: true },
-                    b'\r' => State::Trailer { line_start },
+                    b'\n' => trailer_line_end(line_start),
+                    b'\r' => State::TrailerLf { line_start },
                     _ => State::Trailer { line_start: false },
+                },
+                State::TrailerLf { line_start } => match b {
+                    b'\n' => trailer_line_end(line_start),
+                    _ => return Err(ChunkError),
                 },
             };
             i += 1;
@@ -136,6 +182,16 @@ mod tests {
         assert_eq!(ChunkedEnd::default().feed(b"zz\r\n"), Err(ChunkError));
         assert_eq!(ChunkedEnd::default().feed(b"\r\n"), Err(ChunkError));
         assert_eq!(ChunkedEnd::default().feed(b"2\r\nabX"), Err(ChunkError));
+        // Digits split by a space or a bare CR: a client could read either.
+        assert_eq!(ChunkedEnd::default().feed(b"1 0\r\n"), Err(ChunkError));
+        assert_eq!(ChunkedEnd::default().feed(b"1\r0\n"), Err(ChunkError));
+        assert_eq!(ChunkedEnd::default().feed(b" 5\r\n"), Err(ChunkError));
+        assert_eq!(
+            ChunkedEnd::default().feed(b"0\r\nX: 1\rY\n"),
+            Err(ChunkError)
+        );
+        // Whitespace before an extension is fine.
+        assert_eq!(ChunkedEnd::default().feed(b"0 ;x=1\r\n\r\n"), Ok(Some(10)));
         assert_eq!(
             ChunkedEnd::default().feed(b"ffffffffffffffffff\r\n"),
             Err(ChunkError)

@@ -13,8 +13,8 @@ use tokio::net::TcpStream;
 /// Room for a backend's response head and the first of its body.
 pub const RESPONSE_BUF: usize = 16 * 1024;
 
-/// A response head larger than this is refused (502).
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// A response head larger than this is refused (502); Pingora's limit.
+const MAX_RESPONSE_HEAD: usize = 1024 * 1024;
 
 /// Why an attempt failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,11 +23,33 @@ pub struct AttemptError {
     pub kind: FailureKind,
     /// Some of the backend's answer had arrived.
     pub got_bytes: bool,
+    /// The whole request head reached the backend's socket, so the backend
+    /// may have acted on it. (A head cut short cannot have been processed:
+    /// it ends with its blank line.)
+    pub sent: bool,
 }
 
 impl AttemptError {
     fn new(kind: FailureKind, got_bytes: bool) -> AttemptError {
-        AttemptError { kind, got_bytes }
+        AttemptError {
+            kind,
+            got_bytes,
+            sent: true,
+        }
+    }
+
+    fn unsent(kind: FailureKind) -> AttemptError {
+        AttemptError {
+            kind,
+            got_bytes: false,
+            sent: false,
+        }
+    }
+
+    /// Whether sending the request again cannot make the backend act on it
+    /// twice.
+    pub fn safe_to_resend(&self, idempotent: bool) -> bool {
+        !self.sent || (idempotent && !self.got_bytes)
     }
 }
 
@@ -61,13 +83,13 @@ pub async fn attempt(
             Some(s) => s,
             None => upstream::connect(a.addr, a.connect_timeout)
                 .await
-                .map_err(|kind| AttemptError::new(kind, false))?,
+                .map_err(AttemptError::unsent)?,
         };
         match exchange(&mut up, a, side, buf, out).await {
             Ok(head) => return Ok((up, head)),
             // The backend had closed the idle connection just as it was
             // reused: nothing was processed, so try a fresh connection.
-            Err(e) if reused && e.kind == FailureKind::Reset && !e.got_bytes && a.idempotent => {
+            Err(e) if reused && e.kind == FailureKind::Reset && e.safe_to_resend(a.idempotent) => {
                 buf.clear();
             }
             Err(e) => return Err(e),
@@ -84,8 +106,8 @@ async fn exchange(
 ) -> Result<Final, AttemptError> {
     match tokio::time::timeout(a.read_timeout, up.write_all(a.request)).await {
         Ok(Ok(())) => {}
-        Ok(Err(_)) => return Err(AttemptError::new(FailureKind::Reset, false)),
-        Err(_) => return Err(AttemptError::new(FailureKind::ReadTimeout, false)),
+        Ok(Err(_)) => return Err(AttemptError::unsent(FailureKind::Reset)),
+        Err(_) => return Err(AttemptError::unsent(FailureKind::ReadTimeout)),
     }
     buf.clear();
     loop {

@@ -181,8 +181,8 @@ async fn proxy(
                     // Nothing reached the backend: any request may go on.
                     FailureKind::ConnectRefused | FailureKind::ConnectTimeout => true,
                     // The connection died before an answer: safe to resend
-                    // only what may be sent twice.
-                    FailureKind::Reset => req.idempotent && !e.got_bytes,
+                    // what never fully reached it, or what may be sent twice.
+                    FailureKind::Reset => e.safe_to_resend(req.idempotent),
                     _ => false,
                 };
                 if may_retry && outcome::retries_allowed(ctx) {

@@ -15,12 +15,16 @@ pub const MAX_HEADERS: usize = 64;
 
 /// Request headers that concern one connection only, never forwarded.
 /// (`Upgrade` and `Transfer-Encoding` never reach here.)
-const HOP_BY_HOP: [&str; 5] = [
+const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-connection",
     "te",
     "trailer",
+    // Meant for this proxy, not the backend (as Pingora's policy has it).
+    "proxy-authorization",
+    "proxy-authenticate",
+    "http2-settings",
 ];
 
 /// Headers the proxy writes itself.
@@ -212,7 +216,8 @@ mod tests {
     #[test]
     fn the_upstream_head_drops_hop_by_hop_and_adds_forwarded() {
         let raw = b"GET /p HTTP/1.1\r\nHost: h.example\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\n\
-X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Trace: 1\r\nx-forwarded-for: 10.0.0.2\r\n\r\n";
+X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Trace: 1\r\nx-forwarded-for: 10.0.0.2\r\n\
+Proxy-Authorization: Basic eDp5\r\n\r\n";
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let head = parse(raw, &mut storage).unwrap();
         let mut out = Vec::new();

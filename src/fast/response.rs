@@ -5,8 +5,8 @@
 use super::request::header;
 use httparse::Header;
 
-/// Most response headers parsed.
-pub const MAX_HEADERS: usize = 100;
+/// Most response headers parsed (as many as Pingora takes).
+pub const MAX_HEADERS: usize = 256;
 
 /// Response headers that concern one connection only. `Transfer-Encoding`
 /// stays: the body is passed through with its framing as it came.
@@ -79,8 +79,12 @@ fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|b| *b == b',').map(<[u8]>::trim_ascii)
 }
 
-/// Whether `name` is listed in one of the `Connection` headers.
+/// Whether `name` is listed in one of the `Connection` headers. The framing
+/// headers never count: the body is passed on with the framing they give.
 fn nominated(headers: &[Header<'_>], name: &str) -> bool {
+    if is(name, &["content-length", "transfer-encoding"]) {
+        return false;
+    }
     headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
@@ -122,7 +126,13 @@ fn framing(status: u16, headers: &[Header<'_>], head_request: bool) -> Option<Fr
 pub fn parse(buf: &[u8], side: ClientSide<'_>, out: &mut Vec<u8>) -> Parsed {
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut storage);
-    let len = match resp.parse(buf) {
+    // As lenient as Pingora with what backends send (`Name : value`,
+    // folded lines), so both paths take the same answers.
+    let parsed = httparse::ParserConfig::default()
+        .allow_spaces_after_header_name_in_responses(true)
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .parse_response(&mut resp, buf);
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Bad,
@@ -178,10 +188,21 @@ pub fn parse(buf: &[u8], side: ClientSide<'_>, out: &mut Vec<u8>) -> Parsed {
         if is(h.name, &HOP_BY_HOP)
             || (nominates && nominated(headers, h.name))
             || (coded && h.name.eq_ignore_ascii_case("content-length"))
+            || (side.tag.is_some() && h.name.eq_ignore_ascii_case("x-cutover-pool"))
         {
             continue;
         }
-        header(out, h.name.as_bytes(), h.value);
+        if h.value.iter().any(|b| *b == b'\r' || *b == b'\n') {
+            // A folded line goes out unfolded (RFC 9112 §5.2).
+            let unfolded: Vec<u8> = h
+                .value
+                .iter()
+                .map(|b| if *b == b'\r' || *b == b'\n' { b' ' } else { *b })
+                .collect();
+            header(out, h.name.as_bytes(), &unfolded);
+        } else {
+            header(out, h.name.as_bytes(), h.value);
+        }
     }
     if let Some(pool) = side.tag {
         header(out, b"X-Cutover-Pool", pool.as_bytes());
@@ -290,6 +311,41 @@ mod tests {
             .0,
             Parsed::Informational(40)
         );
+    }
+
+    #[test]
+    fn framing_headers_survive_being_named_in_connection() {
+        let raw =
+            b"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello";
+        let (p, out) = run(raw, ClientSide::default());
+        assert!(matches!(
+            p,
+            Parsed::Final(Final {
+                framing: Framing::Length(5),
+                ..
+            })
+        ));
+        assert!(out.contains("Content-Length: 5\r\n"), "{out}");
+    }
+
+    #[test]
+    fn lenient_heads_are_taken_and_folds_unfolded() {
+        let raw = b"HTTP/1.1 200 OK\r\nX-A : 1\r\nX-Long: a\r\n  b\r\nContent-Length: 0\r\n\r\n";
+        let (p, out) = run(raw, ClientSide::default());
+        assert!(matches!(p, Parsed::Final(_)), "{p:?}");
+        assert!(!out.contains("a\r\n  b"), "{out}");
+    }
+
+    #[test]
+    fn the_pool_tag_replaces_one_from_the_backend() {
+        let raw = b"HTTP/1.1 200 OK\r\nX-Cutover-Pool: inner\r\nContent-Length: 0\r\n\r\n";
+        let side = ClientSide {
+            tag: Some("cloud"),
+            ..Default::default()
+        };
+        let (_, out) = run(raw, side);
+        assert_eq!(out.matches("X-Cutover-Pool").count(), 1, "{out}");
+        assert!(out.contains("X-Cutover-Pool: cloud\r\n"), "{out}");
     }
 
     #[test]

@@ -64,14 +64,19 @@ impl IdlePool {
         self.last_sweep = Some(now);
     }
 
-    fn take(&mut self, addr: SocketAddr, max_idle: Duration) -> Option<TcpStream> {
-        let now = Instant::now();
+    /// Sweep if the last sweep is [`SWEEP_EVERY`] old.
+    fn maybe_sweep(&mut self, now: Instant, max_idle: Duration) {
         if self
             .last_sweep
             .is_none_or(|t| now.duration_since(t) >= SWEEP_EVERY)
         {
             self.sweep(now, max_idle);
         }
+    }
+
+    fn take(&mut self, addr: SocketAddr, max_idle: Duration) -> Option<TcpStream> {
+        let now = Instant::now();
+        self.maybe_sweep(now, max_idle);
         let (_, conns) = self.by_addr.iter_mut().find(|(a, _)| *a == addr)?;
         // Most recently used first: it is the likeliest to still be open.
         while let Some(c) = conns.pop() {
@@ -82,11 +87,10 @@ impl IdlePool {
         None
     }
 
-    fn put(&mut self, addr: SocketAddr, stream: TcpStream) {
-        let conn = IdleConn {
-            stream,
-            since: Instant::now(),
-        };
+    fn put(&mut self, addr: SocketAddr, stream: TcpStream, max_idle: Duration) {
+        let now = Instant::now();
+        self.maybe_sweep(now, max_idle);
+        let conn = IdleConn { stream, since: now };
         match self.by_addr.iter_mut().find(|(a, _)| *a == addr) {
             Some((_, conns)) if conns.len() < MAX_IDLE_PER_BACKEND => conns.push(conn),
             Some(_) => {}
@@ -103,7 +107,10 @@ pub fn take_idle(addr: SocketAddr) -> Option<TcpStream> {
 /// Keep `stream`, a connection to `addr` with no request in progress, for
 /// reuse.
 pub fn put_idle(addr: SocketAddr, stream: TcpStream) {
-    IDLE.with(|p| p.borrow_mut().put(addr, stream));
+    IDLE.with(|p| {
+        p.borrow_mut()
+            .put(addr, stream, crate::proxy::peer::UPSTREAM_IDLE)
+    });
 }
 
 /// Open a connection to `addr` within `timeout`.
@@ -135,13 +142,13 @@ mod tests {
         // Open, kept, taken again.
         let client = connect(addr, ttl).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        pool.put(addr, client);
+        pool.put(addr, client, ttl);
         let client = pool.take(addr, ttl).expect("an open connection is reused");
 
         // The backend closes it while idle: not reused.
         drop(server);
         client.readable().await.unwrap();
-        pool.put(addr, client);
+        pool.put(addr, client, ttl);
         assert!(pool.take(addr, ttl).is_none());
 
         // Stray bytes from the backend: not reused.
@@ -149,12 +156,12 @@ mod tests {
         let (mut server, _) = listener.accept().await.unwrap();
         server.write_all(b"junk").await.unwrap();
         client.readable().await.unwrap();
-        pool.put(addr, client);
+        pool.put(addr, client, ttl);
         assert!(pool.take(addr, ttl).is_none());
 
         // Expired.
         let client = connect(addr, ttl).await.unwrap();
-        pool.put(addr, client);
+        pool.put(addr, client, ttl);
         assert!(pool.take(addr, Duration::ZERO).is_none());
     }
 }

@@ -43,15 +43,25 @@ pub fn add_forwarded(
     if let Some(ip) = client_ip {
         let mut buf = IpText::default();
         let ip = buf.format(ip);
-        let value = match req
+        // Earlier hops from every `X-Forwarded-For` line, in order, then
+        // this client (as the fast path writes it).
+        let mut prior = req
             .headers
-            .get(&X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) if !prev.trim().is_empty() => {
-                HeaderValue::from_str(&format!("{prev}, {ip}"))
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .map(|v| v.as_bytes().trim_ascii())
+            .filter(|v| !v.is_empty())
+            .peekable();
+        let value = if prior.peek().is_none() {
+            HeaderValue::from_str(ip)
+        } else {
+            let mut joined = Vec::with_capacity(64);
+            for v in prior {
+                joined.extend_from_slice(v);
+                joined.extend_from_slice(b", ");
             }
-            _ => HeaderValue::from_str(ip),
+            joined.extend_from_slice(ip.as_bytes());
+            HeaderValue::from_bytes(&joined)
         };
         if let Ok(value) = value {
             req.insert_header("X-Forwarded-For", value)?;
@@ -194,9 +204,13 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
         req.insert_header("host", "api.example.com").unwrap();
         req.insert_header("x-forwarded-for", "10.1.1.1").unwrap();
+        req.append_header("x-forwarded-for", "10.1.1.2").unwrap();
         req.insert_header("x-forwarded-proto", "https").unwrap();
         add_forwarded(&mut req, Some("127.0.0.9".parse().unwrap()), false).unwrap();
-        assert_eq!(req.headers["x-forwarded-for"], "10.1.1.1, 127.0.0.9");
+        assert_eq!(
+            req.headers["x-forwarded-for"],
+            "10.1.1.1, 10.1.1.2, 127.0.0.9"
+        );
         assert_eq!(req.headers["x-forwarded-proto"], "http");
         assert_eq!(req.headers["x-forwarded-host"], "api.example.com");
     }
