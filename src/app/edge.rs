@@ -133,10 +133,11 @@ impl Edge {
                 Served::Close => {
                     // A clean close (TLS `close_notify`, then FIN): a body
                     // that ends with the connection must not look cut short.
-                    let _ = tokio::time::timeout(
+                    // Boxed: an idle connection should not carry its room.
+                    let _ = Box::pin(tokio::time::timeout(
                         CLOSE_IDLE_AFTER,
                         tokio::io::AsyncWriteExt::shutdown(&mut *guarded),
-                    )
+                    ))
                     .await;
                     return None;
                 }
