@@ -31,7 +31,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 mod delegate;
+mod head;
 mod write;
+
+use head::HeadState;
 
 const AWAIT_HEAD: u8 = 0;
 const IN_REQUEST: u8 = 1;
@@ -52,30 +55,6 @@ pub struct HeadLimits {
     pub header: Duration,
     /// The head may be at most this long.
     pub max_bytes: usize,
-}
-
-#[derive(Debug)]
-struct HeadState {
-    started: Instant,
-    first_byte: Option<Instant>,
-    bytes: usize,
-    /// The last byte seen ended a line (ignoring `\r`).
-    after_newline: bool,
-}
-
-impl HeadState {
-    /// Feed bytes; returns how many belong to the head if its end is in them.
-    fn feed(&mut self, data: &[u8]) -> Option<usize> {
-        for (i, b) in data.iter().enumerate() {
-            match b {
-                b'\n' if self.after_newline && self.bytes + i > 1 => return Some(i + 1),
-                b'\n' => self.after_newline = true,
-                b'\r' => {}
-                _ => self.after_newline = false,
-            }
-        }
-        None
-    }
 }
 
 #[derive(Debug)]
@@ -384,39 +363,5 @@ impl Peek for GuardedStream {
             self.replay.extend_from_slice(&more);
             self.replay_pos = 0;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn state() -> HeadState {
-        HeadState {
-            started: Instant::now(),
-            first_byte: None,
-            bytes: 0,
-            after_newline: false,
-        }
-    }
-
-    #[test]
-    fn head_end_is_found_across_reads() {
-        let mut h = state();
-        assert_eq!(h.feed(b"GET / HTTP/1.1\r\nHost: a\r"), None);
-        h.bytes += 24;
-        assert_eq!(h.feed(b"\n\r\nBODY"), Some(3));
-    }
-
-    #[test]
-    fn bare_newlines_end_a_head_too() {
-        let mut h = state();
-        assert_eq!(h.feed(b"GET / HTTP/1.1\nHost: a\n\nrest"), Some(24));
-    }
-
-    #[test]
-    fn leading_empty_line_is_not_an_end() {
-        let mut h = state();
-        assert_eq!(h.feed(b"\r\nGET / HTTP/1.1\r\n"), None);
     }
 }

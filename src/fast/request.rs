@@ -56,8 +56,14 @@ impl Head<'_, '_> {
     }
 }
 
-fn is(name: &str, candidates: &[&str]) -> bool {
+/// Whether header `name` is one of `candidates` (lowercase).
+pub(super) fn is(name: &str, candidates: &[&str]) -> bool {
     candidates.iter().any(|c| name.eq_ignore_ascii_case(c))
+}
+
+/// The comma-separated tokens of a header value, trimmed.
+pub(super) fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|b| *b == b',').map(<[u8]>::trim_ascii)
 }
 
 /// Parse the head at the start of `buf`; `None` when it is incomplete,
@@ -95,7 +101,7 @@ pub fn parse<'h, 'b>(
         } else if is(name, &["transfer-encoding", "upgrade", "expect"]) {
             return None;
         } else if name.eq_ignore_ascii_case("connection") {
-            for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            for token in tokens(h.value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.is_empty() {

@@ -2,7 +2,7 @@
 //! framing worked out, and rewritten for the client (hop-by-hop headers out,
 //! `Connection: close` in when this connection ends). Pure.
 
-use super::request::header;
+use super::request::{header, is, tokens};
 use httparse::Header;
 
 /// Most response headers parsed (as many as Pingora takes).
@@ -69,14 +69,6 @@ pub struct ClientSide<'a> {
     pub close: bool,
     /// Name the pool that served in `X-Cutover-Pool`.
     pub tag: Option<&'a str>,
-}
-
-fn is(name: &str, candidates: &[&str]) -> bool {
-    candidates.iter().any(|c| name.eq_ignore_ascii_case(c))
-}
-
-fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
-    v.split(|b| *b == b',').map(<[u8]>::trim_ascii)
 }
 
 /// Whether `name` is listed in one of the `Connection` headers. The framing
