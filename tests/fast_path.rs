@@ -205,3 +205,61 @@ async fn broken_answers_give_502_or_a_closed_connection() {
     let r = get(&cl, &proxy.url("/"), &[]).await.unwrap();
     assert_eq!((r.status, r.body.as_str()), (200, "default"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_arrive_whole_however_they_are_sent() {
+    let app = Backend::spawn("app").await;
+    // The first backend refuses: every request is retried on `app`, with
+    // its body (nothing reached the refused one).
+    let refused = common::backend::refused_addr().await;
+    let cfg = format!(
+        "{}[pools.app]\nbackends = [\"{refused}\", \"{}\"]\n[[routes]]\nname = \"api\"\nsplit = {{ app = 1 }}\n",
+        base_config(),
+        app.addr
+    );
+    let proxy = ProxyProc::start(&cfg);
+    let cl = client();
+    // Small bodies (read whole by the fast path) and a large one (streamed
+    // through Pingora's proxy).
+    for size in [1, 10_000, 65_536, 100_000] {
+        let body = "x".repeat(size);
+        for _ in 0..3 {
+            let r = send(&cl, "POST", &proxy.url("/upload"), &[], &body)
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{size}: {}", r.body);
+            assert_eq!(r.body, format!("app POST {size}\n"));
+        }
+    }
+
+    // A body sent after a pause, then a pipelined request behind it.
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(b"PUT /a HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhe")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.write_all(b"lloGET /b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("the proxy closes the connection")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    let put = text.find("app PUT 5\n").expect("the PUT answer");
+    let got = text.find("app GET 0\n").expect("the GET answer");
+    assert!(put < got, "{text:?}");
+
+    // A client that gives up mid-body: nothing reaches the backend, and the
+    // proxy goes on serving.
+    let before = app.hits();
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly ten b")
+        .await
+        .unwrap();
+    drop(s);
+    let r = get(&cl, &proxy.url("/after"), &[]).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(app.hits(), before + 1, "the cut-short POST was not sent");
+}

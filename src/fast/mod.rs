@@ -4,17 +4,18 @@
 //! hundred allocations per proxied request (header maps built and rehashed
 //! with a case map beside them, several timers, a large boxed future); that
 //! is most of cutover's CPU per request. The common request — HTTP/1.1, no
-//! body, no upgrade, to a route whose pools are plain HTTP — needs none of
-//! it: this path parses the head in place (`httparse`), makes the same
+//! body or a small `Content-Length` one, no upgrade, to a route whose pools
+//! are plain HTTP — needs none of it: this path parses the head in place
+//! (`httparse`), reads a body whole (so a retry can resend it), makes the same
 //! decisions through the same code as the Pingora path
 //! ([`crate::proxy::outcome`]: route, split, sticky, override, retries,
 //! ejection, gate window, metrics, access log), writes the upstream head in
 //! one buffer, keeps backend connections in a per-thread idle pool, and
 //! passes the response body through with its own framing.
 //!
-//! Everything else — request bodies, upgrades, `Expect`, HTTP/1.0, HTTP/2,
-//! TLS or HTTP/2 backends, unmatched requests — is left to Pingora's proxy,
-//! untouched: [`serve`] hands the bytes back and says so.
+//! Everything else — chunked or large request bodies, upgrades, `Expect`,
+//! HTTP/1.0, HTTP/2, TLS or HTTP/2 backends, unmatched requests — is left to
+//! Pingora's proxy, untouched: [`serve`] hands the bytes back and says so.
 
 mod chunked;
 mod exchange;
@@ -35,7 +36,7 @@ use response::ClientSide;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What is known about a client connection for all its requests.
 #[derive(Debug, Clone, Copy)]
@@ -93,30 +94,40 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
         client.put_back(buf);
         return Served::NotTaken;
     };
-    if buf.len() > head.len {
-        // Pipelined: the next request's bytes wait in the stream.
-        client.put_back(buf[head.len..].to_vec());
+    // The body's first bytes may have come with the head; beyond the body,
+    // a pipelined request's bytes wait in the stream.
+    let body_end = head.len + head.body_len;
+    let body_read = buf.len().min(body_end);
+    if buf.len() > body_end {
+        client.put_back(buf[body_end..].to_vec());
     }
 
     let client_ip = conn.client.map(|a| a.ip());
     let mut ctx = Ctx::new(Some(control.begin_request()));
     ctx.snap = Some(snap.clone());
     outcome::choose_pool(&mut ctx, &snap, ri, &view, client_ip);
-    let mut upstream_head = Vec::with_capacity(head.len + 160);
-    request::write_upstream(&mut upstream_head, &head, client_ip, conn.tls);
-    let close = head.close || control.lifecycle.draining.load(Relaxed);
-    let answer = proxy(
-        &mut ctx,
-        &snap,
-        Request {
-            head: &upstream_head,
-            idempotent: method.is_idempotent(),
-            head_request: method == Method::HEAD,
-            close,
+    let mut upstream_req = Vec::with_capacity(head.len + 160 + head.body_len);
+    request::write_upstream(&mut upstream_req, &head, client_ip, conn.tls);
+    upstream_req.extend_from_slice(&buf[head.len..body_read]);
+    let answer = match read_body(client, &mut upstream_req, body_end - body_read).await {
+        Ok(()) => {
+            let close = head.close || control.lifecycle.draining.load(Relaxed);
+            let req = Request {
+                head: &upstream_req,
+                idempotent: method.is_idempotent(),
+                head_request: method == Method::HEAD,
+                close,
+            };
+            proxy(&mut ctx, &snap, req, client).await
+        }
+        Err(BodyError::TimedOut) => respond_error(&mut ctx, client, 408).await,
+        // 499, as nginx logs it: the client went away mid-request.
+        Err(BodyError::Gone) => Answer {
+            status: 499,
+            bytes: 0,
+            keep_alive: false,
         },
-        client,
-    )
-    .await;
+    };
     let done = Finished {
         client: conn.client,
         method: head.method,
@@ -134,8 +145,40 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
     }
 }
 
+/// Why a request body could not be read.
+enum BodyError {
+    /// It stalled past [`crate::proxy::BODY_READ_TIMEOUT`].
+    TimedOut,
+    /// The client closed or reset the connection.
+    Gone,
+}
+
+/// Append the `missing` rest of a request body from `client` to `out`.
+async fn read_body(
+    client: &mut GuardedStream,
+    out: &mut Vec<u8>,
+    missing: usize,
+) -> Result<(), BodyError> {
+    if missing == 0 {
+        return Ok(());
+    }
+    let start = out.len();
+    out.resize(start + missing, 0);
+    let mut filled = start;
+    while filled < out.len() {
+        let read = client.read(&mut out[filled..]);
+        match tokio::time::timeout(crate::proxy::BODY_READ_TIMEOUT, read).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(BodyError::Gone),
+            Ok(Ok(n)) => filled += n,
+            Err(_) => return Err(BodyError::TimedOut),
+        }
+    }
+    Ok(())
+}
+
 /// The request as the attempts need it.
 struct Request<'a> {
+    /// Head and body, ready to send.
     head: &'a [u8],
     idempotent: bool,
     head_request: bool,

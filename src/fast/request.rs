@@ -2,8 +2,9 @@
 //! sends for them. Pure: bytes in, bytes out.
 //!
 //! The fast path takes the plain, common request: HTTP/1.1, an origin-form
-//! target, one `Host`, no body, no upgrade, no `Expect`, a `Connection`
-//! header (if any) that only says `close` or `keep-alive`. Anything else is
+//! target, one `Host`, no body or a `Content-Length` one of at most
+//! [`MAX_BODY`] bytes, no upgrade, no `Expect`, a `Connection` header (if
+//! any) that only says `close` or `keep-alive`. Anything else is
 //! left to Pingora's proxy, which handles every case; the fast path exists to
 //! make the usual one cheap, not to be complete.
 
@@ -12,6 +13,12 @@ use std::net::IpAddr;
 
 /// Most request headers the fast path parses (more: Pingora takes it).
 pub const MAX_HEADERS: usize = 64;
+
+/// Largest request body the fast path takes. It reads such a body whole
+/// before the first attempt, so a retry can send it again (as Pingora's
+/// retry buffer allows, with the same limit); larger ones stream through
+/// Pingora.
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// Request headers that concern one connection only, never forwarded.
 /// (`Upgrade` and `Transfer-Encoding` never reach here.)
@@ -43,6 +50,8 @@ pub struct Head<'h, 'b> {
     pub headers: &'h [Header<'b>],
     /// Length of the head in bytes, up to and including the blank line.
     pub len: usize,
+    /// Length of the body (`Content-Length`, 0 without one).
+    pub body_len: usize,
     /// The client asked to close the connection after this request.
     pub close: bool,
 }
@@ -87,6 +96,7 @@ pub fn parse<'h, 'b>(
     let headers: &'h [Header<'b>] = req.headers;
     let mut host = None;
     let mut close = false;
+    let mut body_len = None;
     for h in headers {
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
@@ -95,9 +105,21 @@ pub fn parse<'h, 'b>(
             }
             host = Some(std::str::from_utf8(h.value).ok()?);
         } else if name.eq_ignore_ascii_case("content-length") {
-            if h.value.trim_ascii() != b"0" {
+            // One header of plain digits; anything else (lists, repeats,
+            // signs) is for Pingora to judge.
+            let v = h.value.trim_ascii();
+            if body_len.is_some()
+                || v.is_empty()
+                || v.len() > 7
+                || !v.iter().all(u8::is_ascii_digit)
+            {
                 return None;
             }
+            let n = std::str::from_utf8(v).ok()?.parse::<usize>().ok()?;
+            if n > MAX_BODY {
+                return None;
+            }
+            body_len = Some(n);
         } else if is(name, &["transfer-encoding", "upgrade", "expect"]) {
             return None;
         } else if name.eq_ignore_ascii_case("connection") {
@@ -117,6 +139,7 @@ pub fn parse<'h, 'b>(
         host: host?,
         headers,
         len,
+        body_len: body_len.unwrap_or(0),
         close,
     })
 }
@@ -207,7 +230,10 @@ mod tests {
             b"GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
             b"GET / HTTP/1.1\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 65537\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\nabc",
             b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
             b"PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
