@@ -109,9 +109,14 @@ def parse_ms(text):
     return {"us": v / 1000, "ms": v, "s": v * 1000}[unit]
 
 
+# A wrk Lua script (set by --post): every request a POST with a body.
+WRK_SCRIPT = None
+
+
 def wrk(port, duration, connections):
+    script = ["-s", WRK_SCRIPT] if WRK_SCRIPT else []
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/"],
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", *script, f"http://127.0.0.1:{port}/"],
         capture_output=True,
         text=True,
         check=True,
@@ -306,6 +311,7 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="one short round, few idle connections")
     ap.add_argument("--only", default="", help="comma-separated proxies to load (default: all)")
     ap.add_argument("--skip-reload", action="store_true")
+    ap.add_argument("--post", type=int, default=0, metavar="BYTES", help="POST a body of BYTES instead of GET")
     args = ap.parse_args()
     raise_fd_limit()
     if args.smoke:
@@ -320,6 +326,11 @@ def main():
     bare = os.path.join(ROOT, "target/release/examples/bare_pingora")
 
     d = tempfile.mkdtemp(prefix="cutover-bench-")
+    if args.post:
+        global WRK_SCRIPT
+        WRK_SCRIPT = f"{d}/post.lua"
+        with open(WRK_SCRIPT, "w") as f:
+            f.write(f'wrk.method = "POST"\nwrk.body = string.rep("x", {args.post})\n')
     b1, b2 = free_port(), free_port()
     ports = {k: free_port() for k in ["nginx", "haproxy", "pingora", "pingora-eq", "cutover", "admin", "cutover-1t", "admin-1t"]}
     procs = []
