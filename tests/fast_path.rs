@@ -263,3 +263,34 @@ async fn request_bodies_arrive_whole_however_they_are_sent() {
     assert_eq!(r.status, 200);
     assert_eq!(app.hits(), before + 1, "the cut-short POST was not sent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_read_ahead_behind_another_request_is_not_held_to_head_limits() {
+    // The POST's head arrives behind a GET in one read; its body comes
+    // later, slower than `header_timeout` and longer than `max_header_bytes`.
+    // Those limits are for heads: the body must go through.
+    let app = Backend::spawn("app").await;
+    let cfg = format!(
+        "[proxy]\nlisten = [\"127.0.0.1:0\"]\nthreads = 1\nheader_timeout = \"300ms\"\nmax_header_bytes = 1024\n\
+         [pools.app]\nbackends = [\"{}\"]\n[[routes]]\nname = \"api\"\nsplit = {{ app = 1 }}\n",
+        app.addr
+    );
+    let proxy = ProxyProc::start(&cfg);
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut first = b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n\
+POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\nConnection: close\r\n\r\n"
+        .to_vec();
+    first.extend_from_slice(&[b'x'; 100]);
+    s.write_all(&first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.write_all(&[b'y'; 2900]).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("the proxy closes the connection")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("app GET 0\n"), "{text:?}");
+    assert!(text.contains("app POST 3000\n"), "{text:?}");
+    assert!(!text.contains("408") && !text.contains("431"), "{text:?}");
+}

@@ -164,6 +164,14 @@ impl GuardedStream {
         self.replay_pos = 0;
     }
 
+    /// A request's head was taken: reads (of its body) are plain until
+    /// [`GuardedStream::await_next_head`]. (The guard's own scan has usually
+    /// said so already, but not for a head that was read ahead behind an
+    /// earlier request.)
+    pub fn in_request(&self) {
+        self.set_phase(IN_REQUEST);
+    }
+
     /// The request is done: the next read waits for a new head, under the
     /// head limits.
     pub fn await_next_head(&self) {

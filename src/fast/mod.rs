@@ -94,6 +94,7 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
         client.put_back(buf);
         return Served::NotTaken;
     };
+    client.in_request();
     // The body's first bytes may have come with the head; beyond the body,
     // a pipelined request's bytes wait in the stream.
     let body_end = head.len + head.body_len;
