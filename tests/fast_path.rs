@@ -90,16 +90,21 @@ fn config(backend: SocketAddr) -> String {
     )
 }
 
-/// Send `raw` on a new connection and read until the proxy closes it.
-async fn exchange_to_close(addr: SocketAddr, raw: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(raw).await.unwrap();
+/// Read from `s` until the proxy closes it.
+async fn read_until_closed(s: &mut TcpStream) -> String {
     let mut out = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
         .await
         .expect("the proxy closes the connection")
         .unwrap();
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Send `raw` on a new connection and read until the proxy closes it.
+async fn exchange_to_close(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(raw).await.unwrap();
+    read_until_closed(&mut s).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,12 +246,7 @@ async fn request_bodies_arrive_whole_however_they_are_sent() {
     s.write_all(b"lloGET /b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
-        .await
-        .expect("the proxy closes the connection")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out);
+    let text = read_until_closed(&mut s).await;
     let put = text.find("app PUT 5\n").expect("the PUT answer");
     let got = text.find("app GET 0\n").expect("the GET answer");
     assert!(put < got, "{text:?}");
@@ -284,12 +284,7 @@ POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\nConnection: close\r\n\r\n
     s.write_all(&first).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     s.write_all(&[b'y'; 2900]).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
-        .await
-        .expect("the proxy closes the connection")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out);
+    let text = read_until_closed(&mut s).await;
     assert!(text.contains("app GET 0\n"), "{text:?}");
     assert!(text.contains("app POST 3000\n"), "{text:?}");
     assert!(!text.contains("408") && !text.contains("431"), "{text:?}");
