@@ -9,13 +9,16 @@
 //!   control plane that publishes it.
 //! - [`proxy`]: the Pingora request path.
 //! - [`fast`]: cutover's own HTTP/1 path for the common request.
-//! - [`conn`]: request-head limits on client connections.
+//! - [`conn`]: the client connection guard: deadlines, limits, the head
+//!   check and request framing for both request paths.
+//! - [`chunked`]: strict chunked framing, shared by the guard and the fast path.
 //! - [`app`]: wiring it all into a Pingora server; signals and shutdown.
 //! - [`tls`]: loading and checking certificates and keys.
 
 pub mod access_log;
 pub mod admin;
 pub mod app;
+pub mod chunked;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -4,7 +4,8 @@
 //! that does not take it, to Pingora's HTTP proxy. HTTP/2 connections go to
 //! Pingora whole.
 
-use crate::conn::{GuardedStream, HeadLimits};
+use crate::conn::check::Rules;
+use crate::conn::{GuardedStream, Limits, Next};
 use crate::control::Control;
 use crate::fast::{self, ConnInfo, Served};
 use crate::proxy::CutoverProxy;
@@ -29,6 +30,17 @@ async fn close_when_idle(shutdown: &mut ShutdownWatch) {
         std::future::pending::<()>().await;
     }
     tokio::time::sleep(CLOSE_IDLE_AFTER).await;
+}
+
+/// A clean close (TLS `close_notify`, then FIN), so that a body that ends
+/// with the connection does not look cut short. Boxed: an idle connection
+/// should not carry its room.
+async fn close_cleanly(guarded: &mut GuardedStream) {
+    let _ = Box::pin(tokio::time::timeout(
+        CLOSE_IDLE_AFTER,
+        tokio::io::AsyncWriteExt::shutdown(guarded),
+    ))
+    .await;
 }
 
 /// Pingora's proxy behind a connection guard (and TLS, on TLS listeners).
@@ -87,20 +99,21 @@ impl Edge {
                 }
             },
         };
-        let limits = {
+        let (limits, fast_path) = {
             let snap = self.control.snapshot();
             let p = &snap.config.proxy;
-            HeadLimits {
+            let limits = Limits {
                 idle: p.idle_timeout,
                 header: p.header_timeout,
                 max_bytes: p.max_header_bytes,
-            }
+                send: p.send_timeout,
+                rules: Rules {
+                    underscores_in_headers: p.underscores_in_headers,
+                },
+            };
+            (limits, p.fast_path)
         };
         let mut guarded = Box::new(GuardedStream::new(stream, limits, &self.control.lifecycle));
-        if guarded.is_http2() {
-            // HTTP/2 by ALPN: Pingora multiplexes the connection itself.
-            return Box::pin(self.proxy.process_new(guarded, shutdown)).await;
-        }
         let conn = {
             use pingora::protocols::{GetSocketDigest, Ssl};
             ConnInfo {
@@ -115,38 +128,40 @@ impl Edge {
             // Idle between requests in this small future; the request's own
             // (large) state lives on the heap only while a request runs.
             let mut closing = shutdown.clone();
-            let arrived = tokio::select! {
-                r = guarded.wait_for_request() => r.unwrap_or(false),
-                _ = close_when_idle(&mut closing) => false,
+            let next = tokio::select! {
+                n = guarded.next_request() => n,
+                _ = close_when_idle(&mut closing) => Next::Closed,
             };
-            if !arrived {
-                return None;
-            }
-            if guarded.is_http2() {
-                // An h2c preface: hand the whole connection over.
-                return Box::pin(self.proxy.process_new(guarded, shutdown)).await;
+            match next {
+                Next::Request => {}
+                Next::Http2 => {
+                    // The preface arrived in time (ALPN h2 or h2c prior
+                    // knowledge): Pingora multiplexes the connection.
+                    return Box::pin(self.proxy.process_new(guarded, shutdown)).await;
+                }
+                Next::Closed => return None,
+                Next::Refused(_) => {
+                    close_cleanly(&mut guarded).await;
+                    return None;
+                }
             }
             // The common request takes cutover's own path; the rest goes to
             // Pingora. Boxed like Pingora's: idle connections stay small.
-            match Box::pin(fast::serve(&self.control, &mut guarded, &conn)).await {
-                Served::KeepAlive => continue,
-                Served::Close => {
-                    // A clean close (TLS `close_notify`, then FIN): a body
-                    // that ends with the connection must not look cut short.
-                    // Boxed: an idle connection should not carry its room.
-                    let _ = Box::pin(tokio::time::timeout(
-                        CLOSE_IDLE_AFTER,
-                        tokio::io::AsyncWriteExt::shutdown(&mut *guarded),
-                    ))
-                    .await;
-                    return None;
+            if fast_path {
+                match Box::pin(fast::serve(&self.control, &mut guarded, &conn)).await {
+                    Served::KeepAlive => continue,
+                    Served::Close => {
+                        close_cleanly(&mut guarded).await;
+                        return None;
+                    }
+                    Served::NotTaken => {}
                 }
-                Served::NotTaken => {}
             }
+            guarded.hand_over();
             let mut session = ServerSession::new_http1(guarded);
-            // The guard enforces the header deadline; Pingora's read timeout
-            // would only add a timer per request. `early_request_filter`
-            // sets one again for the body.
+            // The guard has read the head under its deadlines; Pingora's
+            // read timeout would only add a timer per request.
+            // `early_request_filter` sets one again for the body.
             session.set_read_timeout(None);
             if let Some(s) = settings.take() {
                 s.apply_to_session(&mut session);

@@ -208,6 +208,9 @@ impl App {
         proxy.server_options = Some({
             let mut o = HttpServerOptions::default();
             o.h2c = true;
+            // An HTTP/2 connection with no stream open for `idle_timeout`
+            // is closed (read at start: a change needs a restart).
+            o.h2_idle_timeout = Some(cfg.proxy.idle_timeout);
             o
         });
         // TLS listeners are plain TCP listeners: the edge does the handshake.

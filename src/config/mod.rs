@@ -66,6 +66,20 @@ pub struct ProxySettings {
     pub idle_timeout: Duration,
     /// The whole request head must arrive within this.
     pub header_timeout: Duration,
+    /// A request body may stall at most this long between two reads
+    /// (nginx's `client_body_timeout`); then `408`.
+    pub body_timeout: Duration,
+    /// A response to the client may stall at most this long between two
+    /// writes that make progress (nginx's `send_timeout`); then the
+    /// connection is closed.
+    pub send_timeout: Duration,
+    /// Forward request headers whose names contain `_` (nginx's
+    /// `underscores_in_headers`). Off by default: backends that read `_`
+    /// and `-` alike would let a client forge the proxy's own headers.
+    pub underscores_in_headers: bool,
+    /// Serve the common HTTP/1 request on cutover's own path (on by
+    /// default; off sends every request through Pingora's proxy).
+    pub fast_path: bool,
     /// Request heads larger than this get 431.
     pub max_header_bytes: usize,
     /// Extra attempts on another backend after a failed one.

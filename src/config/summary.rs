@@ -49,11 +49,13 @@ pub fn summary(cfg: &Config) -> String {
     let p = &cfg.proxy;
     let _ = writeln!(
         s,
-        "limits:    connect {}, read {}, idle {}, header {}, max header {} bytes, retries {}, threads {}, grace {}",
+        "limits:    connect {}, read {}, idle {}, header {}, body {}, send {}, max header {} bytes, retries {}, threads {}, grace {}",
         dur(p.connect_timeout),
         dur(p.read_timeout),
         dur(p.idle_timeout),
         dur(p.header_timeout),
+        dur(p.body_timeout),
+        dur(p.send_timeout),
         p.max_header_bytes,
         p.retries,
         p.threads,

@@ -231,6 +231,18 @@ impl Validator<'_> {
                 "proxy.header_timeout",
                 Duration::from_secs(10),
             )?,
+            body_timeout: self.opt_duration(
+                &raw.body_timeout,
+                "proxy.body_timeout",
+                Duration::from_secs(60),
+            )?,
+            send_timeout: self.opt_duration(
+                &raw.send_timeout,
+                "proxy.send_timeout",
+                Duration::from_secs(60),
+            )?,
+            underscores_in_headers: raw.underscores_in_headers.unwrap_or(false),
+            fast_path: raw.fast_path.unwrap_or(true),
             max_header_bytes,
             retries,
             threads,

@@ -1,33 +1,37 @@
-//! Spotting the end of a request head (its blank line) as its bytes arrive,
-//! across reads, for the connection guard's limits.
+//! Finding a request head in the bytes read so far: the empty lines a
+//! client may send before it (RFC 9112 §2.2) are skipped, and its end is
+//! the first empty line after the request line. Pure.
 
-use std::time::Instant;
-
-/// Where the guard is in reading one request head.
-#[derive(Debug)]
-pub(super) struct HeadState {
-    /// When the wait for this head began (the idle deadline counts from it).
-    pub(super) started: Instant,
-    /// When its first byte came (the header deadline counts from it).
-    pub(super) first_byte: Option<Instant>,
-    /// Head bytes seen so far.
-    pub(super) bytes: usize,
-    /// The last byte seen ended a line (ignoring `\r`).
-    pub(super) after_newline: bool,
+/// Where the next head stands in a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scan {
+    /// Not complete yet. `leading` bytes of empty lines come first; the
+    /// search may resume at `resume` when more bytes arrive.
+    Partial { leading: usize, resume: usize },
+    /// The head is `buf[start..end]`, after `start` bytes of empty lines.
+    Complete { start: usize, end: usize },
 }
 
-impl HeadState {
-    /// Feed bytes; returns how many belong to the head if its end is in them.
-    pub(super) fn feed(&mut self, data: &[u8]) -> Option<usize> {
-        for (i, b) in data.iter().enumerate() {
-            match b {
-                b'\n' if self.after_newline && self.bytes + i > 1 => return Some(i + 1),
-                b'\n' => self.after_newline = true,
-                b'\r' => {}
-                _ => self.after_newline = false,
-            }
+/// Scan `buf` for a head, resuming a search that already covered
+/// `buf[..from]` (so a head trickling in is not scanned over and over).
+pub(super) fn scan(buf: &[u8], from: usize) -> Scan {
+    let start = buf
+        .iter()
+        .position(|b| *b != b'\r' && *b != b'\n')
+        .unwrap_or(buf.len());
+    // Resume two bytes back: the end may straddle the previous read.
+    let mut at = from.saturating_sub(2).max(start);
+    while let Some(i) = memchr::memchr(b'\n', &buf[at..]) {
+        let nl = at + i;
+        match &buf[nl + 1..] {
+            [b'\n', ..] => return Scan::Complete { start, end: nl + 2 },
+            [b'\r', b'\n', ..] => return Scan::Complete { start, end: nl + 3 },
+            _ => at = nl + 1,
         }
-        None
+    }
+    Scan::Partial {
+        leading: start,
+        resume: buf.len(),
     }
 }
 
@@ -35,32 +39,55 @@ impl HeadState {
 mod tests {
     use super::*;
 
-    fn state() -> HeadState {
-        HeadState {
-            started: Instant::now(),
-            first_byte: None,
-            bytes: 0,
-            after_newline: false,
+    fn complete(buf: &[u8]) -> (usize, usize) {
+        match scan(buf, 0) {
+            Scan::Complete { start, end } => (start, end),
+            other => panic!("{other:?}"),
         }
     }
 
     #[test]
-    fn head_end_is_found_across_reads() {
-        let mut h = state();
-        assert_eq!(h.feed(b"GET / HTTP/1.1\r\nHost: a\r"), None);
-        h.bytes += 24;
-        assert_eq!(h.feed(b"\n\r\nBODY"), Some(3));
+    fn the_end_is_the_first_empty_line() {
+        assert_eq!(complete(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY"), (0, 27));
+        assert_eq!(complete(b"GET / HTTP/1.1\nHost: a\n\nrest"), (0, 24));
     }
 
     #[test]
-    fn bare_newlines_end_a_head_too() {
-        let mut h = state();
-        assert_eq!(h.feed(b"GET / HTTP/1.1\nHost: a\n\nrest"), Some(24));
+    fn leading_empty_lines_are_skipped_not_taken_for_an_end() {
+        assert_eq!(
+            scan(b"\r\n\r\n", 0),
+            Scan::Partial {
+                leading: 4,
+                resume: 4
+            }
+        );
+        assert_eq!(
+            scan(b"\n\n\n", 0),
+            Scan::Partial {
+                leading: 3,
+                resume: 3
+            }
+        );
+        assert_eq!(
+            complete(b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"),
+            (4, 31)
+        );
+        assert!(matches!(
+            scan(b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n", 0),
+            Scan::Partial { leading: 4, .. }
+        ));
     }
 
     #[test]
-    fn leading_empty_line_is_not_an_end() {
-        let mut h = state();
-        assert_eq!(h.feed(b"\r\nGET / HTTP/1.1\r\n"), None);
+    fn a_resumed_scan_finds_an_end_split_across_reads() {
+        let buf = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        for cut in 0..buf.len() {
+            let first = scan(&buf[..cut], 0);
+            let from = match first {
+                Scan::Partial { resume, .. } => resume,
+                Scan::Complete { .. } => panic!("complete at {cut}"),
+            };
+            assert_eq!(scan(buf, from), Scan::Complete { start: 0, end: 27 });
+        }
     }
 }

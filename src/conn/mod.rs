@@ -1,83 +1,134 @@
-//! Client connection guard: the limits on a request head that Pingora does
-//! not enforce.
+//! The client connection guard: every deadline and limit on what a client
+//! sends or fails to read, and the edge's one reading of HTTP/1 framing.
 //!
-//! Pingora reads a request head of up to 1 MiB, and its timeouts apply per
-//! read, so a client trickling one byte at a time can hold a connection
-//! forever. [`GuardedStream`] wraps every client connection and, while the
-//! connection waits for a request head, enforces:
+//! [`GuardedStream`] wraps every client connection. It reads each HTTP/1
+//! request head itself ([`GuardedStream::next_request`]) under the head
+//! limits, so neither request path ever waits on a client without a
+//! deadline:
 //!
-//! * `idle_timeout` before the first byte (the connection is closed quietly),
-//! * `header_timeout` from the first byte to the end of the head (`408`),
-//! * `max_header_bytes` for the head (`431`).
+//! * `idle_timeout` before the first byte of a request (closed quietly),
+//! * `header_timeout` from that byte to the end of the head (`408`), empty
+//!   lines before a request line included,
+//! * `max_header_bytes` for the head (`431`), bytes read ahead behind an
+//!   earlier request included,
 //!
-//! The wrapper spots the end of the head itself (the blank line), and the
-//! proxy marks the phases it cannot see: a request in progress
-//! ([`mark_in_request`]) and the wait for the next one ([`mark_await_head`]).
-//! HTTP/2 connections are left alone (their streams are multiplexed).
-//! Outside the head phase a read is a plain pass-through.
+//! then checks the head ([`check`]: `400`/`405`/`501` for what no hop should
+//! read two ways) and learns how its body is framed. A request handed to
+//! Pingora's proxy is handed out exactly — its head, then its body up to
+//! its length or its last chunk — so nothing pipelined behind it can be
+//! swallowed; what follows waits here for the next turn. Writes to the
+//! client carry `send_timeout` (between two writes that make progress).
+//! HTTP/2 connections must send their preface within the head deadlines;
+//! after it the guard is a pass-through (Pingora keeps HTTP/2's idle
+//! deadline).
 
+use crate::chunked::ChunkedEnd;
 use crate::control::{Lifecycle, OpenConnection};
 use async_trait::async_trait;
+use check::{BodyFraming, Rules};
 use pingora::protocols::{Peek, Stream, ALPN};
-use pingora::proxy::Session;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::Sleep;
 
+pub mod check;
 mod delegate;
 mod head;
+mod read;
 mod write;
 
-use head::HeadState;
-
-const AWAIT_HEAD: u8 = 0;
-const IN_REQUEST: u8 = 1;
-const OFF: u8 = 2;
-
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const H2_PREFACE_START: &[u8] = b"PRI * HTTP/2.0";
 
-const RESPONSE_431: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 36\r\nconnection: close\r\n\r\n431 Request Header Fields Too Large\n";
-const RESPONSE_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\nconnection: close\r\n\r\n408 Request Timeout\n";
+/// Largest single read while waiting for a head: a usual head comes in one.
+const HEAD_READ: usize = 4096;
 
-/// The limits on a request head.
+/// The limits a client connection lives under.
 #[derive(Debug, Clone, Copy)]
-pub struct HeadLimits {
+pub struct Limits {
     /// Wait for the first byte of a request at most this long.
     pub idle: Duration,
     /// The whole head must arrive within this after its first byte.
     pub header: Duration,
     /// The head may be at most this long.
     pub max_bytes: usize,
+    /// A write to the client may stall at most this long.
+    pub send: Duration,
+    /// What the head check relaxes.
+    pub rules: Rules,
 }
 
+/// What [`GuardedStream::next_request`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// A checked HTTP/1 request head is at the front of the stream.
+    Request,
+    /// The client sent the HTTP/2 preface: hand the connection to HTTP/2.
+    Http2,
+    /// The client closed, stayed idle past `idle_timeout`, or broke off.
+    Closed,
+    /// The head was refused; the error response (this status) was sent and
+    /// the connection is to be closed.
+    Refused(u16),
+}
+
+/// What the guard hands out on reads.
 #[derive(Debug)]
-struct Reject {
-    response: &'static [u8],
-    written: usize,
-    why: &'static str,
+enum Mode {
+    /// Between requests: nothing is handed out (heads are read by
+    /// [`GuardedStream::next_request`]).
+    Idle,
+    /// A request handed to Pingora: `head` bytes of its head left, then its
+    /// body.
+    Request { head: usize, body: Body },
+    /// Everything, as it comes: a body the fast path frames itself, an
+    /// HTTP/2 connection.
+    Plain,
 }
 
-/// A client connection with request-head limits. See the module docs.
+/// What is left of a request body handed to Pingora.
+#[derive(Debug)]
+enum Body {
+    Length(u64),
+    Chunked(ChunkedEnd),
+    /// An upgrade: everything that follows.
+    Unbounded,
+    /// The request is complete: reads hold until its response is done.
+    Done,
+}
+
+/// A client connection under the guard's limits. See the module docs.
 #[derive(Debug)]
 pub struct GuardedStream {
     inner: Stream,
-    phase: AtomicU8,
-    limits: HeadLimits,
-    head: Option<HeadState>,
+    limits: Limits,
+    mode: Mode,
+    /// The head at the front, as checked: its length and body framing.
+    checked: Option<(usize, BodyFraming)>,
+    /// HTTP/2 by ALPN: the preface must come first.
+    expect_h2: bool,
+    /// No request was read yet (h2c prior knowledge is only valid first).
+    fresh: bool,
+    /// When the wait for the next head began, and its first byte came.
+    wait_started: Option<Instant>,
+    first_byte: Option<Instant>,
+    /// How far the search for the head's end got (so a trickled head is
+    /// not scanned again from its start on every read).
+    scanned: usize,
+    /// The head deadline's timer, allocated on the first wait.
     sleep: Option<Pin<Box<Sleep>>>,
-    reject: Option<Reject>,
-    /// Bytes read ahead (by [`GuardedStream::wait_for_request`] or
-    /// [`Peek::try_peek`]), handed out again by the next reads. Freed once
-    /// handed out.
+    /// The send deadline's timer, armed while a write is stalled.
+    send_sleep: Option<Pin<Box<Sleep>>>,
+    send_armed: bool,
+    /// Bytes read ahead and not yet handed out. Freed once handed out.
     replay: Vec<u8>,
     replay_pos: usize,
+    /// The client closed its side.
+    eof: bool,
     /// Writes held until a flush, so a response head and a small body go out
     /// in one send (the socket below has no write buffer, to keep idle
     /// connections small). Empty, with no allocation, between responses.
@@ -87,57 +138,185 @@ pub struct GuardedStream {
 
 impl GuardedStream {
     /// Guard `inner`, a new client connection, counted in `lifecycle`.
-    pub fn new(inner: Stream, limits: HeadLimits, lifecycle: &Arc<Lifecycle>) -> GuardedStream {
-        let h2 = matches!(inner.selected_alpn_proto(), Some(ALPN::H2));
+    pub fn new(inner: Stream, limits: Limits, lifecycle: &Arc<Lifecycle>) -> GuardedStream {
+        let expect_h2 = matches!(inner.selected_alpn_proto(), Some(ALPN::H2));
         GuardedStream {
             inner,
-            phase: AtomicU8::new(if h2 { OFF } else { AWAIT_HEAD }),
             limits,
-            head: None,
+            mode: Mode::Idle,
+            checked: None,
+            expect_h2,
+            fresh: true,
+            wait_started: None,
+            first_byte: None,
+            scanned: 0,
             sleep: None,
-            reject: None,
+            send_sleep: None,
+            send_armed: false,
             replay: Vec::new(),
             replay_pos: 0,
+            eof: false,
             wbuf: Vec::new(),
             _open: OpenConnection::new(lifecycle),
         }
     }
 
-    fn unread_replay(&self) -> &[u8] {
+    fn unread(&self) -> &[u8] {
         &self.replay[self.replay_pos..]
     }
 
-    /// One guarded read into a fresh buffer of up to `max` bytes, allocated
-    /// only for the duration of the poll unless data arrives.
-    fn poll_read_ahead(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Vec<u8>>> {
-        let mut v: Vec<u8> = Vec::with_capacity(max);
-        let mut rb = ReadBuf::uninit(v.spare_capacity_mut());
-        ready!(self.poll_guarded(cx, &mut rb))?;
-        let n = rb.filled().len();
-        // SAFETY: `poll_guarded` initialised the first `n` bytes of the spare
-        // capacity through `rb`.
-        unsafe { v.set_len(n) };
-        Poll::Ready(Ok(v))
+    /// Wait for the next request head (or the HTTP/2 preface), under the
+    /// head limits, and check it. A refused head is answered here. The
+    /// head stays at the front of the stream; an idle connection holds no
+    /// buffer while it waits (one is allocated only when data arrives).
+    pub async fn next_request(&mut self) -> Next {
+        self.mode = Mode::Idle;
+        self.checked = None;
+        let next = std::future::poll_fn(|cx| self.poll_next(cx)).await;
+        self.wait_started = None;
+        self.first_byte = None;
+        self.scanned = 0;
+        if let Next::Refused(status) = next {
+            let response = crate::proxy::error_response(status);
+            let _ = tokio::io::AsyncWriteExt::write_all(self, &response).await;
+            let _ = tokio::io::AsyncWriteExt::flush(self).await;
+        }
+        next
     }
 
-    /// Wait until the client sends its next request (`true`), or closes or
-    /// stays idle past `idle` (`false`). What was read is kept and handed out
-    /// again by the next reads. Waiting here, instead of inside Pingora's
-    /// request reader, keeps an idle keep-alive connection down to this small
-    /// struct: no buffer (one is allocated only when data arrives), no
-    /// request state. The read takes up to 4 KiB, so a usual request head
-    /// costs one read, as it would in Pingora.
-    pub async fn wait_for_request(&mut self) -> io::Result<bool> {
-        if !self.unread_replay().is_empty() {
-            return Ok(true);
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
+        loop {
+            if let Some(next) = self.examine() {
+                return Poll::Ready(next);
+            }
+            if self.eof {
+                return Poll::Ready(Next::Closed);
+            }
+            match ready!(self.poll_fill(cx)) {
+                Ok(0) => return Poll::Ready(Next::Closed),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Poll::Ready(Next::Refused(408))
+                }
+                Err(_) => return Poll::Ready(Next::Closed),
+            }
         }
-        let data = std::future::poll_fn(|cx| self.poll_read_ahead(cx, 4096)).await?;
-        if data.is_empty() {
-            return Ok(false);
+    }
+
+    /// What the bytes read so far amount to, if anything yet.
+    fn examine(&mut self) -> Option<Next> {
+        let buffered = self.unread();
+        if buffered.is_empty() {
+            return None;
         }
-        self.replay = data;
-        self.replay_pos = 0;
-        Ok(true)
+        let may_be_preface = H2_PREFACE.starts_with(&buffered[..buffered.len().min(24)]);
+        if self.expect_h2 || (self.fresh && may_be_preface) {
+            if buffered.len() >= H2_PREFACE.len() && may_be_preface {
+                self.mode = Mode::Plain;
+                return Some(Next::Http2);
+            }
+            if !may_be_preface && self.expect_h2 {
+                return Some(Next::Closed);
+            }
+            if may_be_preface {
+                return None;
+            }
+        }
+        let max = self.limits.max_bytes;
+        match head::scan(buffered, self.scanned) {
+            head::Scan::Partial { resume, .. } => {
+                let over = buffered.len() > max;
+                self.scanned = resume;
+                over.then_some(Next::Refused(431))
+            }
+            head::Scan::Complete { start, end } => {
+                if end > max {
+                    return Some(Next::Refused(431));
+                }
+                match check::check(&buffered[start..end], self.limits.rules) {
+                    Err(refused) => {
+                        tracing::debug!(
+                            status = refused.status,
+                            "request refused: {}",
+                            refused.why
+                        );
+                        Some(Next::Refused(refused.status))
+                    }
+                    Ok(c) => {
+                        // Empty lines before the request line are dropped.
+                        let pos = self.replay_pos + start;
+                        if let Some(head) = c.rewritten {
+                            let rest = pos + (end - start);
+                            self.replay.splice(pos..rest, head);
+                        }
+                        self.replay_pos = pos;
+                        self.checked = Some((c.len, c.body));
+                        self.fresh = false;
+                        Some(Next::Request)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Read more of a head into `replay`, with its deadline: `idle` before
+    /// its first byte, `header` after. Returns the bytes read (0: closed or
+    /// idle too long); a late head is a `TimedOut` error (`408`).
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let started = *self.wait_started.get_or_insert_with(Instant::now);
+        if self.first_byte.is_none() && !self.unread().is_empty() {
+            self.first_byte = Some(Instant::now());
+        }
+        if self.replay_pos > 0 {
+            self.replay.drain(..self.replay_pos);
+            self.scanned = self.scanned.saturating_sub(self.replay_pos);
+            self.replay_pos = 0;
+        }
+        let room = HEAD_READ.min(self.limits.max_bytes + 1);
+        let polled = self.poll_append(cx, room);
+        match polled {
+            Poll::Ready(Ok(0)) => {
+                self.eof = true;
+                Poll::Ready(Ok(0))
+            }
+            Poll::Ready(Ok(n)) => {
+                self.first_byte.get_or_insert_with(Instant::now);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                let deadline = match self.first_byte {
+                    None => started + self.limits.idle,
+                    Some(t) => t + self.limits.header,
+                };
+                if self.poll_deadline(cx, deadline).is_pending() {
+                    return Poll::Pending;
+                }
+                if self.first_byte.is_some() {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "request head timed out",
+                    )));
+                }
+                Poll::Ready(Ok(0))
+            }
+        }
+    }
+
+    fn poll_deadline(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.deadline() != deadline {
+            sleep.as_mut().reset(deadline);
+        }
+        sleep.as_mut().poll(cx)
+    }
+
+    /// The checked head at the front: its length and body framing.
+    pub fn checked(&self) -> Option<(usize, BodyFraming)> {
+        self.checked
     }
 
     /// Take the bytes read ahead and not yet handed out (the fast path parses
@@ -152,8 +331,7 @@ impl GuardedStream {
         bytes
     }
 
-    /// Hand `bytes` out again before anything else is read (they were
-    /// counted against the head limits when first read).
+    /// Hand `bytes` out again before anything else is read.
     pub fn put_back(&mut self, bytes: Vec<u8>) {
         let mut rest = std::mem::replace(&mut self.replay, bytes);
         if !rest.is_empty() {
@@ -164,74 +342,26 @@ impl GuardedStream {
         self.replay_pos = 0;
     }
 
-    /// A request's head was taken: reads (of its body) are plain until
-    /// [`GuardedStream::await_next_head`]. (The guard's own scan has usually
-    /// said so already, but not for a head that was read ahead behind an
-    /// earlier request.)
-    pub fn in_request(&self) {
-        self.set_phase(IN_REQUEST);
+    /// The fast path took the request at the front: reads pass through
+    /// (it reads exactly the body it framed).
+    pub fn in_request(&mut self) {
+        self.mode = Mode::Plain;
     }
 
-    /// The request is done: the next read waits for a new head, under the
-    /// head limits.
-    pub fn await_next_head(&self) {
-        self.set_phase(AWAIT_HEAD);
-    }
-
-    /// The connection turned out to speak HTTP/2 (ALPN or h2c preface).
-    pub fn is_http2(&self) -> bool {
-        self.phase.load(Relaxed) == OFF
-    }
-
-    fn set_phase(&self, phase: u8) {
-        // An HTTP/2 connection stays off for good.
-        let _ = self
-            .phase
-            .fetch_update(Relaxed, Relaxed, |p| (p != OFF).then_some(phase));
-    }
-
-    fn start_reject(&mut self, response: &'static [u8], why: &'static str) {
-        self.head = None;
-        self.reject = Some(Reject {
-            response,
-            written: 0,
-            why,
-        });
-    }
-
-    /// Write the pending error response, then fail the read.
-    fn poll_reject(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some(rej) = self.reject.as_mut() else {
-            return Poll::Ready(Ok(()));
+    /// Hand the request at the front to Pingora: reads give it this
+    /// request's head and body and nothing beyond.
+    pub fn hand_over(&mut self) {
+        let Some((head, framing)) = self.checked.take() else {
+            self.mode = Mode::Plain;
+            return;
         };
-        while rej.written < rej.response.len() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &rej.response[rej.written..]))?;
-            if n == 0 {
-                break;
-            }
-            rej.written += n;
-        }
-        ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
-        Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, rej.why)))
-    }
-}
-
-fn guard(session: &Session) -> Option<&GuardedStream> {
-    let stream = session.as_downstream().stream()?;
-    (**stream).as_any().downcast_ref::<GuardedStream>()
-}
-
-/// The request head was read: stop enforcing head limits.
-pub fn mark_in_request(session: &Session) {
-    if let Some(g) = guard(session) {
-        g.set_phase(IN_REQUEST);
-    }
-}
-
-/// The request is done: the next read waits for a new head.
-pub fn mark_await_head(session: &Session) {
-    if let Some(g) = guard(session) {
-        g.set_phase(AWAIT_HEAD);
+        let body = match framing {
+            BodyFraming::None | BodyFraming::Length(0) => Body::Done,
+            BodyFraming::Length(n) => Body::Length(n),
+            BodyFraming::Chunked => Body::Chunked(ChunkedEnd::default()),
+            BodyFraming::Tunnel => Body::Unbounded,
+        };
+        self.mode = Mode::Request { head, body };
     }
 }
 
@@ -241,135 +371,18 @@ impl AsyncRead for GuardedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.reject.is_some() {
-            return this.poll_reject(cx);
-        }
-        let replay = this.unread_replay();
-        if !replay.is_empty() {
-            // Already counted against the head limits when first read.
-            let n = replay.len().min(buf.remaining());
-            buf.put_slice(&replay[..n]);
-            this.replay_pos += n;
-            if this.replay_pos == this.replay.len() {
-                this.replay = Vec::new();
-                this.replay_pos = 0;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        this.poll_guarded(cx, buf)
+        self.get_mut().poll_framed(cx, buf)
     }
 }
 
-impl GuardedStream {
-    /// A read from the connection with the head limits applied.
-    fn poll_guarded(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self;
-        if this.reject.is_some() {
-            return this.poll_reject(cx);
-        }
-        if this.phase.load(Relaxed) != AWAIT_HEAD {
-            this.head = None;
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
-        }
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        let head = this.head.get_or_insert_with(|| HeadState {
-            started: Instant::now(),
-            first_byte: None,
-            bytes: 0,
-            after_newline: false,
-        });
-        match polled {
-            Poll::Ready(Ok(())) => {
-                let new = &buf.filled()[before..];
-                if new.is_empty() {
-                    return Poll::Ready(Ok(()));
-                }
-                if head.bytes == 0 && new.starts_with(H2_PREFACE_START) {
-                    this.phase.store(OFF, Relaxed);
-                    this.head = None;
-                    return Poll::Ready(Ok(()));
-                }
-                if head.first_byte.is_none() {
-                    head.first_byte = Some(Instant::now());
-                }
-                let end = head.feed(new);
-                head.bytes += end.unwrap_or(new.len());
-                if head.bytes > this.limits.max_bytes {
-                    buf.set_filled(before);
-                    this.start_reject(RESPONSE_431, "request head too large");
-                    return this.poll_reject(cx);
-                }
-                if end.is_some() {
-                    this.set_phase(IN_REQUEST);
-                    this.head = None;
-                }
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => {
-                let deadline = match head.first_byte {
-                    None => head.started + this.limits.idle,
-                    Some(t) => t + this.limits.header,
-                };
-                let waiting_first_byte = head.first_byte.is_none();
-                let deadline = tokio::time::Instant::from_std(deadline);
-                let sleep = this
-                    .sleep
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if sleep.deadline() != deadline {
-                    sleep.as_mut().reset(deadline);
-                }
-                if sleep.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                if waiting_first_byte {
-                    // Idle keep-alive connection: close quietly (EOF).
-                    this.head = None;
-                    return Poll::Ready(Ok(()));
-                }
-                this.start_reject(RESPONSE_408, "request head timed out");
-                this.poll_reject(cx)
-            }
-        }
-    }
-}
-
-/// Pingora peeks for the HTTP/2 preface by waiting for 24 bytes with no
-/// timeout at all. Here the peek reads through the guard (so the head limits
-/// apply) and stops as soon as the bytes cannot be the preface.
+/// Pingora peeks for the h2c preface; by then the guard holds it.
 #[async_trait]
 impl Peek for GuardedStream {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        loop {
-            let have = self.unread_replay();
-            let impossible = !H2_PREFACE.starts_with(&have[..have.len().min(H2_PREFACE.len())]);
-            if have.len() >= buf.len() || impossible {
-                let n = have.len().min(buf.len());
-                buf[..n].copy_from_slice(&have[..n]);
-                buf[n..].fill(0);
-                if have.starts_with(H2_PREFACE) {
-                    self.phase.store(OFF, Relaxed);
-                    self.head = None;
-                }
-                return Ok(true);
-            }
-            let more = std::future::poll_fn(|cx| self.poll_read_ahead(cx, 4096)).await?;
-            if more.is_empty() {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "closed before a request",
-                ));
-            }
-            let rest = self.replay.split_off(self.replay_pos);
-            self.replay = rest;
-            self.replay.extend_from_slice(&more);
-            self.replay_pos = 0;
-        }
+        let have = self.unread();
+        let n = have.len().min(buf.len());
+        buf[..n].copy_from_slice(&have[..n]);
+        buf[n..].fill(0);
+        Ok(true)
     }
 }

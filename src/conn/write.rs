@@ -1,8 +1,13 @@
-//! Writes through [`GuardedStream`], coalesced: the socket below has no
-//! write buffer (to keep idle connections small), so a response head and a
-//! small body are gathered here and go out in one send at the flush.
+//! Writes through [`GuardedStream`]: coalesced (the socket below has no
+//! write buffer, to keep idle connections small, so a response head and a
+//! small body are gathered here and go out in one send at the flush), and
+//! under `send_timeout`: a client that stops reading fails the write once
+//! no write has made progress for that long (nginx's `send_timeout`), so
+//! it holds neither its connection nor a backend's for ever. The timer is
+//! armed only while a write is stalled.
 
 use super::GuardedStream;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -12,28 +17,78 @@ use tokio::io::AsyncWrite;
 const WRITE_COALESCE: usize = 16 * 1024;
 
 impl GuardedStream {
+    /// Whether the send deadline has passed, arming it on the first stall.
+    fn send_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = tokio::time::Instant::now() + self.limits.send;
+        let sleep = self
+            .send_sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.send_armed {
+            self.send_armed = true;
+            sleep.as_mut().reset(deadline);
+        }
+        sleep.as_mut().poll(cx).is_ready()
+    }
+
+    /// What a stalled write returns: pending, or the timeout error.
+    fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        if self.send_timed_out(cx) {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client did not read the response within send_timeout",
+            )));
+        }
+        Poll::Pending
+    }
+
+    /// One write to the connection under the send deadline.
+    fn poll_send(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Pending => self.stalled(cx),
+            done => {
+                self.send_armed = false;
+                done
+            }
+        }
+    }
+
     /// Send everything held in `wbuf`.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut sent = 0;
         while sent < self.wbuf.len() {
-            match Pin::new(&mut self.inner).poll_write(cx, &self.wbuf[sent..]) {
+            let polled = Pin::new(&mut self.inner).poll_write(cx, &self.wbuf[sent..]);
+            match polled {
+                Poll::Pending => {
+                    self.wbuf.drain(..sent);
+                    return self.stalled(cx);
+                }
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::WriteZero,
                         "connection closed",
                     )))
                 }
-                Poll::Ready(Ok(n)) => sent += n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    self.wbuf.drain(..sent);
-                    return Poll::Pending;
+                Poll::Ready(Ok(n)) => {
+                    self.send_armed = false;
+                    sent += n;
                 }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             }
         }
         // Free the buffer: an idle connection should hold nothing.
         self.wbuf = Vec::new();
         Poll::Ready(Ok(()))
+    }
+
+    /// Flush the connection under the send deadline (TLS may hold bytes).
+    fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Pending => self.stalled(cx),
+            done => {
+                self.send_armed = false;
+                done
+            }
+        }
     }
 }
 
@@ -47,7 +102,7 @@ impl AsyncWrite for GuardedStream {
         if this.wbuf.len() + buf.len() > WRITE_COALESCE {
             ready!(this.poll_drain(cx))?;
             if buf.len() > WRITE_COALESCE {
-                return Pin::new(&mut this.inner).poll_write(cx, buf);
+                return this.poll_send(cx, buf);
             }
         }
         this.wbuf.extend_from_slice(buf);
@@ -57,12 +112,15 @@ impl AsyncWrite for GuardedStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.inner).poll_flush(cx)
+        this.poll_flush_inner(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.inner).poll_shutdown(cx)
+        match Pin::new(&mut this.inner).poll_shutdown(cx) {
+            Poll::Pending => this.stalled(cx),
+            done => done,
+        }
     }
 }

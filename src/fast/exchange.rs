@@ -1,9 +1,9 @@
 //! One attempt on a backend (send the head, read the answer's head) and the
 //! relay of the answer's body to the client.
 
-use super::chunked::ChunkedEnd;
 use super::response::{self, ClientSide, Final, Framing, Parsed};
 use super::upstream;
+use crate::chunked::ChunkedEnd;
 use crate::health::FailureKind;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -57,8 +57,10 @@ impl AttemptError {
 pub struct Attempt<'a> {
     /// The backend.
     pub addr: SocketAddr,
-    /// The upstream request head, ready to send.
+    /// The upstream request (head and body), ready to send.
     pub request: &'a [u8],
+    /// How much of `request` is the head.
+    pub head_len: usize,
     /// The request may be sent again (its method is idempotent).
     pub idempotent: bool,
     /// Deadline for the connection.
@@ -104,10 +106,25 @@ async fn exchange(
     buf: &mut Vec<u8>,
     out: &mut Vec<u8>,
 ) -> Result<Final, AttemptError> {
-    match tokio::time::timeout(a.read_timeout, up.write_all(a.request)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => return Err(AttemptError::unsent(FailureKind::Reset)),
-        Err(_) => return Err(AttemptError::unsent(FailureKind::ReadTimeout)),
+    // How far the request got decides a retry: once its whole head is in
+    // the backend's socket, the backend may act on it (a body cut short is
+    // still a request begun).
+    let mut written = 0;
+    while written < a.request.len() {
+        let failed =
+            match tokio::time::timeout(a.read_timeout, up.write(&a.request[written..])).await {
+                Ok(Ok(n)) if n > 0 => {
+                    written += n;
+                    continue;
+                }
+                Ok(_) => FailureKind::Reset,
+                Err(_) => FailureKind::ReadTimeout,
+            };
+        return Err(if written >= a.head_len {
+            AttemptError::new(failed, false)
+        } else {
+            AttemptError::unsent(failed)
+        });
     }
     buf.clear();
     loop {
@@ -141,6 +158,101 @@ async fn exchange(
     }
 }
 
+/// Tracks where a response body ends as its bytes are read.
+#[derive(Debug)]
+pub struct BodyTracker {
+    framing: Framing,
+    left: u64,
+    chunks: ChunkedEnd,
+}
+
+impl BodyTracker {
+    /// For a body with this framing.
+    pub fn new(framing: Framing) -> BodyTracker {
+        BodyTracker {
+            framing,
+            left: match framing {
+                Framing::Length(n) => n,
+                _ => 0,
+            },
+            chunks: ChunkedEnd::default(),
+        }
+    }
+
+    /// Of `data`, the body's next bytes, how many belong to it and whether
+    /// its end is among them.
+    fn account(&mut self, data: &[u8]) -> Result<(usize, bool), FailureKind> {
+        Ok(match self.framing {
+            Framing::Empty => (0, true),
+            Framing::Length(_) => {
+                let take = (data.len() as u64).min(self.left) as usize;
+                self.left -= take as u64;
+                (take, self.left == 0)
+            }
+            Framing::Chunked => match self.chunks.feed(data) {
+                Ok(Some(n)) => (n, true),
+                Ok(None) => (data.len(), false),
+                Err(_) => return Err(FailureKind::Other),
+            },
+            Framing::UntilClose => (data.len(), false),
+        })
+    }
+}
+
+/// Read one more piece of the body from the backend into `buf`.
+async fn read_more(
+    up: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    read_timeout: Duration,
+) -> Result<usize, FailureKind> {
+    if buf.capacity() - buf.len() < 4096 {
+        buf.reserve(RESPONSE_BUF);
+    }
+    match tokio::time::timeout(read_timeout, up.read_buf(buf)).await {
+        Ok(Ok(n)) => Ok(n),
+        Ok(Err(_)) => Err(FailureKind::Reset),
+        Err(_) => Err(FailureKind::ReadTimeout),
+    }
+}
+
+/// How much of a body [`read_ahead`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ahead {
+    /// `buf[..end]` is the head and the body read so far.
+    pub end: usize,
+    /// The whole body is there.
+    pub done: bool,
+}
+
+/// Read the body after a head of `from` bytes into `buf` until it is
+/// complete or `buf` holds `hold` bytes. A response that fits is then
+/// complete before the client is written to, and its backend connection
+/// goes back to the pool while a slow client reads (as nginx's buffering
+/// does).
+pub async fn read_ahead(
+    up: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    from: usize,
+    tracker: &mut BodyTracker,
+    read_timeout: Duration,
+    hold: usize,
+) -> Result<Ahead, FailureKind> {
+    let mut end = from;
+    loop {
+        let (take, done) = tracker.account(&buf[end..])?;
+        end += take;
+        if done || buf.len() >= hold {
+            return Ok(Ahead { end, done });
+        }
+        if read_more(up, buf, read_timeout).await? == 0 {
+            return match tracker.framing {
+                Framing::UntilClose => Ok(Ahead { end, done: true }),
+                _ => Err(FailureKind::Reset),
+            };
+        }
+    }
+}
+
 /// How a body relay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyEnd {
@@ -149,68 +261,48 @@ pub enum BodyEnd {
     Complete { clean: bool },
     /// The backend failed mid-body.
     Upstream(FailureKind),
-    /// The client went away.
+    /// The client went away (or stopped reading past `send_timeout`).
     Client,
 }
 
-/// Relay the body of a response whose head (of `head_len` bytes) is at the
-/// start of `buf`, after the client head already queued on `client`.
-/// Returns how it ended and how many body bytes the client got.
+/// Relay the rest of a body, its earlier bytes already queued on `client`.
+/// Returns how it ended and how many more body bytes the client got.
 pub async fn relay_body<C: AsyncWrite + Unpin>(
     up: &mut TcpStream,
     client: &mut C,
     buf: &mut Vec<u8>,
-    head_len: usize,
-    framing: Framing,
+    tracker: &mut BodyTracker,
     read_timeout: Duration,
 ) -> (BodyEnd, usize) {
     let mut sent = 0usize;
-    let mut start = head_len;
-    let mut left = match framing {
-        Framing::Length(n) => n,
-        _ => 0,
-    };
-    let mut chunks = ChunkedEnd::default();
     loop {
-        let data = &buf[start..];
-        let (take, done) = match framing {
-            Framing::Empty => (0, true),
-            Framing::Length(_) => {
-                let take = (data.len() as u64).min(left) as usize;
-                left -= take as u64;
-                (take, left == 0)
+        if client.flush().await.is_err() {
+            return (BodyEnd::Client, sent);
+        }
+        buf.clear();
+        match read_more(up, buf, read_timeout).await {
+            Ok(0) if tracker.framing == Framing::UntilClose => {
+                return (BodyEnd::Complete { clean: false }, sent)
             }
-            Framing::Chunked => match chunks.feed(data) {
-                Ok(Some(n)) => (n, true),
-                Ok(None) => (data.len(), false),
-                Err(_) => return (BodyEnd::Upstream(FailureKind::Other), sent),
-            },
-            Framing::UntilClose => (data.len(), false),
+            Ok(0) => return (BodyEnd::Upstream(FailureKind::Reset), sent),
+            Ok(_) => {}
+            Err(kind) => return (BodyEnd::Upstream(kind), sent),
+        }
+        let (take, done) = match tracker.account(buf) {
+            Ok(t) => t,
+            Err(kind) => return (BodyEnd::Upstream(kind), sent),
         };
-        if client.write_all(&data[..take]).await.is_err() {
+        if client.write_all(&buf[..take]).await.is_err() {
             return (BodyEnd::Client, sent);
         }
         sent += take;
         if done {
             // Bytes beyond the body: the backend is out of step.
-            let clean = start + take == buf.len();
+            let clean = take == buf.len();
             return match client.flush().await {
                 Ok(()) => (BodyEnd::Complete { clean }, sent),
                 Err(_) => (BodyEnd::Client, sent),
             };
-        }
-        if client.flush().await.is_err() {
-            return (BodyEnd::Client, sent);
-        }
-        buf.clear();
-        start = 0;
-        match tokio::time::timeout(read_timeout, up.read_buf(buf)).await {
-            Ok(Ok(0)) if framing == Framing::UntilClose => {
-                return (BodyEnd::Complete { clean: false }, sent)
-            }
-            Ok(Ok(0)) | Ok(Err(_)) => return (BodyEnd::Upstream(FailureKind::Reset), sent),
-            Ok(Ok(_)) => {}
-            Err(_) => return (BodyEnd::Upstream(FailureKind::ReadTimeout), sent),
         }
     }
 }

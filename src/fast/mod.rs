@@ -17,7 +17,6 @@
 //! HTTP/1.0, HTTP/2, TLS or HTTP/2 backends, unmatched requests — is left to
 //! Pingora's proxy, untouched: [`serve`] hands the bytes back and says so.
 
-mod chunked;
 mod exchange;
 pub mod request;
 pub mod response;
@@ -107,14 +106,26 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
     let mut ctx = Ctx::new(Some(control.begin_request()));
     ctx.snap = Some(snap.clone());
     outcome::choose_pool(&mut ctx, &snap, ri, &view, client_ip);
-    let mut upstream_req = Vec::with_capacity(head.len + 160 + head.body_len);
+    // Room for what has arrived; the rest of a body grows it as it comes,
+    // so a client that declares a body and stalls holds little.
+    let mut upstream_req = Vec::with_capacity(head.len + 160 + (body_read - head.len));
     request::write_upstream(&mut upstream_req, &head, client_ip, conn.tls);
+    let head_len = upstream_req.len();
     upstream_req.extend_from_slice(&buf[head.len..body_read]);
-    let answer = match read_body(client, &mut upstream_req, body_end - body_read).await {
+    let body_timeout = snap.config.proxy.body_timeout;
+    let answer = match read_body(
+        client,
+        &mut upstream_req,
+        body_end - body_read,
+        body_timeout,
+    )
+    .await
+    {
         Ok(()) => {
             let close = head.close || control.lifecycle.draining.load(Relaxed);
             let req = Request {
                 head: &upstream_req,
+                head_len,
                 idempotent: method.is_idempotent(),
                 head_request: method == Method::HEAD,
                 close,
@@ -138,7 +149,6 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
         bytes: answer.bytes,
     };
     outcome::finish(control, &mut ctx, &done);
-    client.await_next_head();
     if answer.keep_alive {
         Served::KeepAlive
     } else {
@@ -148,29 +158,28 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
 
 /// Why a request body could not be read.
 enum BodyError {
-    /// It stalled past [`crate::proxy::BODY_READ_TIMEOUT`].
+    /// It stalled past `body_timeout`.
     TimedOut,
     /// The client closed or reset the connection.
     Gone,
 }
 
-/// Append the `missing` rest of a request body from `client` to `out`.
+/// Append the `missing` rest of a request body from `client` to `out`,
+/// growing `out` as bytes arrive (not by the declared length up front).
 async fn read_body(
     client: &mut GuardedStream,
     out: &mut Vec<u8>,
     missing: usize,
+    stall: std::time::Duration,
 ) -> Result<(), BodyError> {
-    if missing == 0 {
-        return Ok(());
-    }
-    let start = out.len();
-    out.resize(start + missing, 0);
-    let mut filled = start;
-    while filled < out.len() {
-        let read = client.read(&mut out[filled..]);
-        match tokio::time::timeout(crate::proxy::BODY_READ_TIMEOUT, read).await {
+    let end = out.len() + missing;
+    while out.len() < end {
+        let want = (end - out.len()).min(16 * 1024);
+        out.reserve(want);
+        let mut part = (&mut *client).take(want as u64);
+        match tokio::time::timeout(stall, part.read_buf(out)).await {
             Ok(Ok(0)) | Ok(Err(_)) => return Err(BodyError::Gone),
-            Ok(Ok(n)) => filled += n,
+            Ok(Ok(_)) => {}
             Err(_) => return Err(BodyError::TimedOut),
         }
     }
@@ -181,6 +190,8 @@ async fn read_body(
 struct Request<'a> {
     /// Head and body, ready to send.
     head: &'a [u8],
+    /// How much of it is the head.
+    head_len: usize,
     idempotent: bool,
     head_request: bool,
     close: bool,
@@ -206,6 +217,7 @@ async fn proxy(
         let attempt = Attempt {
             addr: pool.backends[b].socket,
             request: req.head,
+            head_len: req.head_len,
             idempotent: req.idempotent,
             connect_timeout: settings.connect_timeout,
             read_timeout: settings.read_timeout,
@@ -217,7 +229,7 @@ async fn proxy(
         };
         let mut buf = Vec::with_capacity(exchange::RESPONSE_BUF);
         let mut out = Vec::with_capacity(512);
-        let (mut up, head) = match exchange::attempt(&attempt, side, &mut buf, &mut out).await {
+        let (up, head) = match exchange::attempt(&attempt, side, &mut buf, &mut out).await {
             Ok(answer) => answer,
             Err(e) => {
                 outcome::record_failure(ctx, e.kind);
@@ -241,60 +253,111 @@ async fn proxy(
             }
         };
         outcome::record_answer(ctx, head.status);
-        if client.write_all(&out).await.is_err() {
-            return Answer {
-                status: head.status,
-                bytes: 0,
-                keep_alive: false,
+        return relay(ctx, client, up, &attempt, buf, &out, head, settings).await;
+    }
+}
+
+/// Most of a response body held before the client is written to: a
+/// response up to this size releases its backend connection before a slow
+/// client has read it.
+const RESPONSE_HOLD: usize = 64 * 1024;
+
+/// Relay the answer whose head `head` (the client's version in `out`) is
+/// at the start of `buf`: as much of the body as [`RESPONSE_HOLD`] allows
+/// read first, then the rest streamed.
+#[allow(clippy::too_many_arguments)]
+async fn relay(
+    ctx: &mut Ctx,
+    client: &mut GuardedStream,
+    mut up: tokio::net::TcpStream,
+    attempt: &Attempt<'_>,
+    mut buf: Vec<u8>,
+    out: &[u8],
+    head: response::Final,
+    settings: &crate::config::ProxySettings,
+) -> Answer {
+    let mut tracker = exchange::BodyTracker::new(head.framing);
+    let read_timeout = settings.read_timeout;
+    let ahead = match exchange::read_ahead(
+        &mut up,
+        &mut buf,
+        head.len,
+        &mut tracker,
+        read_timeout,
+        RESPONSE_HOLD,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(kind) => {
+            // Nothing went to the client yet: it gets the proxy's error.
+            outcome::record_failure(ctx, kind);
+            let code = if kind == FailureKind::ReadTimeout {
+                504
+            } else {
+                502
             };
+            return respond_error(ctx, client, code).await;
         }
-        let (end, bytes) = exchange::relay_body(
-            &mut up,
-            client,
-            &mut buf,
-            head.len,
-            head.framing,
-            settings.read_timeout,
-        )
-        .await;
-        let keep_alive = match end {
-            BodyEnd::Complete { clean } => {
-                if clean && head.reusable {
-                    upstream::put_idle(attempt.addr, up);
-                }
-                !head.client_close
-            }
-            BodyEnd::Upstream(kind) => {
-                outcome::record_failure(ctx, kind);
-                false
-            }
-            BodyEnd::Client => false,
-        };
+    };
+    let held = &buf[head.len..ahead.end];
+    if ahead.done {
+        // The whole answer is here: the backend connection is free before
+        // the client has read a byte.
+        if ahead.end == buf.len() && head.reusable {
+            upstream::put_idle(attempt.addr, up);
+        }
+        let sent = client.write_all(out).await.is_ok()
+            && client.write_all(held).await.is_ok()
+            && client.flush().await.is_ok();
         return Answer {
             status: head.status,
-            bytes,
-            keep_alive,
+            bytes: if sent { held.len() } else { 0 },
+            keep_alive: sent && !head.client_close,
         };
+    }
+    let held_len = held.len();
+    if client.write_all(out).await.is_err() || client.write_all(held).await.is_err() {
+        return Answer {
+            status: head.status,
+            bytes: 0,
+            keep_alive: false,
+        };
+    }
+    let (end, bytes) =
+        exchange::relay_body(&mut up, client, &mut buf, &mut tracker, read_timeout).await;
+    let keep_alive = match end {
+        BodyEnd::Complete { clean } => {
+            if clean && head.reusable {
+                upstream::put_idle(attempt.addr, up);
+            }
+            !head.client_close
+        }
+        BodyEnd::Upstream(kind) => {
+            outcome::record_failure(ctx, kind);
+            false
+        }
+        BodyEnd::Client => false,
+    };
+    Answer {
+        status: head.status,
+        bytes: held_len + bytes,
+        keep_alive,
     }
 }
 
 /// Answer with the proxy's own error and close the connection.
 async fn respond_error(ctx: &mut Ctx, client: &mut GuardedStream, code: u16) -> Answer {
     ctx.proxy_status = Some(code);
-    let body = crate::proxy::body_for(code);
-    let reason = http::StatusCode::from_u16(code)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error");
-    let response = format!(
-        "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n\
-content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let sent = client.write_all(response.as_bytes()).await.is_ok() && client.flush().await.is_ok();
+    let response = crate::proxy::error_response(code);
+    let sent = client.write_all(&response).await.is_ok() && client.flush().await.is_ok();
     Answer {
         status: code,
-        bytes: if sent { body.len() } else { 0 },
+        bytes: if sent {
+            crate::proxy::body_for(code).len()
+        } else {
+            0
+        },
         keep_alive: false,
     }
 }

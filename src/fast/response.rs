@@ -83,11 +83,16 @@ fn nominated(headers: &[Header<'_>], name: &str) -> bool {
         .any(|h| tokens(h.value).any(|t| t.eq_ignore_ascii_case(name.as_bytes())))
 }
 
-/// The body framing of a response with these headers (RFC 9112 §6.3).
-fn framing(status: u16, headers: &[Header<'_>], head_request: bool) -> Option<Framing> {
-    if head_request || status == 204 || status == 304 {
-        return Some(Framing::Empty);
-    }
+/// The body framing of a response with these headers (RFC 9112 §6.3), or
+/// `None` when it cannot be read one way only: a `Content-Length` that is
+/// not one plain number (a list, a repeat, a sign), or a transfer coding in
+/// an HTTP/1.0 response. (nginx answers 502 to these too.)
+fn framing(
+    status: u16,
+    version: u8,
+    headers: &[Header<'_>],
+    head_request: bool,
+) -> Option<Framing> {
     let mut length: Option<u64> = None;
     let mut chunked = None;
     for h in headers {
@@ -96,14 +101,19 @@ fn framing(status: u16, headers: &[Header<'_>], head_request: bool) -> Option<Fr
             let last = tokens(h.value).filter(|t| !t.is_empty()).last();
             chunked = Some(last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked")));
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            for t in tokens(h.value) {
-                let n = std::str::from_utf8(t).ok()?.parse::<u64>().ok()?;
-                if length.is_some_and(|l| l != n) {
-                    return None;
-                }
-                length = Some(n);
+            let v = h.value.trim_ascii();
+            if length.is_some() || v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit)
+            {
+                return None;
             }
+            length = Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')));
         }
+    }
+    if chunked.is_some() && version == 0 {
+        return None;
+    }
+    if head_request || status == 204 || status == 304 {
+        return Some(Framing::Empty);
     }
     Some(match (chunked, length) {
         (Some(true), _) => Framing::Chunked,
@@ -132,21 +142,35 @@ pub fn parse(buf: &[u8], side: ClientSide<'_>, out: &mut Vec<u8>) -> Parsed {
     let (Some(status), Some(version)) = (resp.code, resp.version) else {
         return Parsed::Bad;
     };
-    if status == 101 {
+    if status == 101 || status < 100 {
         return Parsed::Bad;
     }
     if (100..200).contains(&status) {
         return Parsed::Informational(len);
     }
     let headers: &[Header<'_>] = resp.headers;
-    let Some(framing) = framing(status, headers, side.head_request) else {
+    let Some(framing) = framing(status, version, headers, side.head_request) else {
         return Parsed::Bad;
     };
     let backend_close = headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
         .any(|h| tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"close")));
-    let reusable = version == 1 && !backend_close && framing != Framing::UntilClose;
+    // With a transfer coding, a `Content-Length` beside it is wrong and a
+    // smuggling vector for whatever sits behind the client (RFC 9112 §6.3):
+    // it does not go out, and the backend connection is not trusted again.
+    let coded = headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
+    let both = coded
+        && headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("content-length"));
+    let reusable = version == 1 && !backend_close && !both && framing != Framing::UntilClose;
+    // A 204 or 304 has no body whatever its headers say: no framing header
+    // may make the client wait for one (a 304's length describes the
+    // representation, so it stays).
+    let bodiless_status = status == 204 || status == 304;
     let client_close = side.close || framing == Framing::UntilClose;
 
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -170,16 +194,11 @@ pub fn parse(buf: &[u8], side: ClientSide<'_>, out: &mut Vec<u8>) -> Parsed {
                     && !t.eq_ignore_ascii_case(b"close")
             })
         });
-    // With a transfer coding, a `Content-Length` beside it is wrong and a
-    // smuggling vector for whatever sits behind the client (RFC 9112 §6.3):
-    // it does not go out.
-    let coded = headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
     for h in headers {
         if is(h.name, &HOP_BY_HOP)
             || (nominates && nominated(headers, h.name))
-            || (coded && h.name.eq_ignore_ascii_case("content-length"))
+            || ((coded || status == 204) && h.name.eq_ignore_ascii_case("content-length"))
+            || (bodiless_status && h.name.eq_ignore_ascii_case("transfer-encoding"))
             || (side.tag.is_some() && h.name.eq_ignore_ascii_case("x-cutover-pool"))
         {
             continue;

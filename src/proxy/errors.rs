@@ -50,14 +50,32 @@ pub fn body_for(code: u16) -> &'static str {
     match code {
         400 => "400 Bad Request\n",
         404 => "404 Not Found: no route matches this request\n",
+        405 => "405 Method Not Allowed\n",
         408 => "408 Request Timeout\n",
         431 => "431 Request Header Fields Too Large\n",
         500 => "500 Internal Server Error\n",
+        501 => "501 Not Implemented\n",
         502 => "502 Bad Gateway: no backend could be reached\n",
         503 => "503 Service Unavailable\n",
         504 => "504 Gateway Timeout: the backend did not answer in time\n",
         _ => "error\n",
     }
+}
+
+/// The proxy's own error response for a raw HTTP/1 connection: the status,
+/// the short body of [`body_for`], and `Connection: close`.
+pub fn error_response(code: u16) -> Vec<u8> {
+    let body = body_for(code);
+    let reason = http::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    format!(
+        "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n\
+content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// Send a complete plain-text response from the proxy itself.

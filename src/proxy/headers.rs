@@ -82,6 +82,40 @@ pub fn add_forwarded(
     Ok(())
 }
 
+/// Check a backend response's framing headers as the fast path does, so
+/// both paths answer 502 to what could be read two ways: a `Content-Length`
+/// that is not one plain number (a list, a repeat, a sign) or a transfer
+/// coding in an HTTP/1.0 response. A 204 or 304 loses its transfer coding
+/// (and a 204 its length): it has no body, and a client must not wait for
+/// one.
+pub fn check_response_framing(resp: &mut ResponseHeader) -> Result<(), &'static str> {
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    let mut lengths = resp.headers.get_all(CONTENT_LENGTH).iter();
+    if let Some(v) = lengths.next() {
+        let v = v.as_bytes().trim_ascii();
+        if lengths.next().is_some() {
+            return Err("more than one Content-Length");
+        }
+        if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+            return Err("Content-Length is not a plain number");
+        }
+    }
+    let coded = resp.headers.contains_key(TRANSFER_ENCODING);
+    if coded && resp.version == http::Version::HTTP_10 {
+        return Err("Transfer-Encoding in an HTTP/1.0 response");
+    }
+    let status = resp.status.as_u16();
+    if status == 204 || status == 304 {
+        if coded {
+            resp.remove_header(&TRANSFER_ENCODING);
+        }
+        if status == 204 {
+            resp.remove_header(&CONTENT_LENGTH);
+        }
+    }
+    Ok(())
+}
+
 /// A stack buffer for an IP address in text form (at most 45 bytes, an
 /// IPv4-mapped IPv6 address).
 pub struct IpText {

@@ -29,11 +29,7 @@ use pingora::{Error, ErrorType};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-pub use errors::{body_for, classify};
-
-/// How long a client's request body may stall between reads (Pingora's
-/// default downstream read timeout, kept for bodies).
-pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+pub use errors::{body_for, classify, error_response};
 
 /// The proxy application.
 pub struct CutoverProxy {
@@ -65,7 +61,6 @@ impl ProxyHttp for CutoverProxy {
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
         let snap = self.control.snapshot();
-        crate::conn::mark_in_request(session);
         if self.control.lifecycle.draining.load(Relaxed) {
             // Shutting down: answer this one, then close the connection.
             session.set_keepalive(None);
@@ -78,7 +73,13 @@ impl ProxyHttp for CutoverProxy {
         }
         // The edge loop took the read timeout off for the head (the guard
         // covers it); a request body must still keep moving.
-        session.set_read_timeout(Some(BODY_READ_TIMEOUT));
+        let p = &snap.config.proxy;
+        session.set_read_timeout(Some(p.body_timeout));
+        if session.as_downstream().is_http2() {
+            // HTTP/2 flow control can stall a response with no socket write
+            // pending, which the guard cannot see: Pingora's own deadline.
+            session.set_write_timeout(Some(p.send_timeout));
+        }
         ctx.snap = Some(snap);
         Ok(())
     }
@@ -146,6 +147,10 @@ impl ProxyHttp for CutoverProxy {
     ) -> pingora::Result<()> {
         if upstream_response.status.is_informational() && upstream_response.status != 101 {
             return Ok(());
+        }
+        if let Err(why) = headers::check_response_framing(upstream_response) {
+            outcome::record_failure(ctx, FailureKind::Other);
+            return Error::e_explain(ErrorType::HTTPStatus(502), why);
         }
         headers::strip_hop_by_hop(upstream_response);
         outcome::record_answer(ctx, upstream_response.status.as_u16());
@@ -235,7 +240,6 @@ impl ProxyHttp for CutoverProxy {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        crate::conn::mark_await_head(session);
         // 499, as nginx logs it: the client went away before an answer.
         let status = match session.response_written() {
             Some(r) => r.status.as_u16(),

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod client;
 pub mod load;
 pub mod proxy;
+pub mod raw;
 pub mod tls;
 
 pub use backend::Backend;
