@@ -56,7 +56,8 @@ async fn a_client_that_stops_reading_lets_go_of_the_backend_at_send_timeout() {
             .await
             .expect("send");
         let start = Instant::now();
-        // Never read. The backend's 8 MiB write fails once the proxy gives up.
+        // Never read. The backend's 64 MiB (more than every socket buffer
+        // on the way holds) fails to go out once the proxy gives up.
         let released = eventually(Duration::from_secs(10), || async {
             backend.released.lock().expect("lock").is_some()
         })

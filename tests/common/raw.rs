@@ -51,7 +51,7 @@ pub enum Answer {
 /// The default script: `/` answers `200 ok`.
 pub fn default_answer(path: &str) -> Answer {
     match path {
-        "/big" => Answer::Big(8 << 20),
+        "/big" => Answer::Big(64 << 20),
         "/reset" => Answer::Reset,
         _ => Answer::Bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
     }
