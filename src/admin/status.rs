@@ -169,6 +169,11 @@ pub fn status(control: &Control, reloader: Option<&Reloader>) -> Value {
                         "failures": failures,
                         "ejections": s.stats.ejections_total.load(Relaxed),
                         "last_check_error": tally.last_error,
+                        "last_tls_error": s.last_tls_failure().map(|f| json!({
+                            "at": rfc3339(f.at),
+                            "reason": f.reason,
+                            "via": f.via,
+                        })),
                     })
                 })
                 .collect();

@@ -11,6 +11,7 @@ use super::Transition;
 use crate::clock::now_ms;
 use crate::config::{HealthCheck, Probe};
 use crate::control::Control;
+use crate::tls::reason::Reason;
 use pingora::server::ShutdownWatch;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -108,8 +109,11 @@ async fn probe_loop(control: Arc<Control>, (pool_name, addr): Key) {
             tls: tls.map(|c| (c, sni.clone())),
         };
         let result = probe(&target, &check).await;
+        if let Err(ProbeError::Tls(why)) = &result {
+            crate::tls::diag::probe_failed(&state, why);
+        }
         let pass = result.is_ok();
-        let reason = result.err();
+        let reason = result.err().map(|e| e.to_string());
         match state.record_check(pass, reason.clone(), check.rise, check.fall, now_ms()) {
             Some(Transition::Up) => info!(pool = %pool_name, backend = %addr, "backend is healthy"),
             Some(Transition::Down) => warn!(
@@ -137,31 +141,55 @@ pub struct Target<'a> {
     pub tls: Option<(Arc<rustls::ClientConfig>, String)>,
 }
 
-/// Probe one backend once: `Ok` on a pass, else the reason.
-pub async fn probe(target: &Target<'_>, check: &HealthCheck) -> Result<(), String> {
-    match tokio::time::timeout(check.timeout, probe_inner(target, &check.probe)).await {
-        Ok(result) => result,
-        Err(_) => Err(format!(
-            "timed out after {}",
-            humantime::format_duration(check.timeout)
-        )),
+/// Why a probe failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeError {
+    /// The TLS handshake failed (kept apart for `/status`'s TLS reason).
+    Tls(Reason),
+    /// Anything else, in words.
+    Other(String),
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeError::Tls(r) => write!(f, "TLS handshake failed: {r}"),
+            ProbeError::Other(s) => f.write_str(s),
+        }
     }
 }
 
-async fn probe_inner(target: &Target<'_>, probe: &Probe) -> Result<(), String> {
+impl From<String> for ProbeError {
+    fn from(s: String) -> ProbeError {
+        ProbeError::Other(s)
+    }
+}
+
+/// Probe one backend once: `Ok` on a pass, else the reason.
+pub async fn probe(target: &Target<'_>, check: &HealthCheck) -> Result<(), ProbeError> {
+    match tokio::time::timeout(check.timeout, probe_inner(target, &check.probe)).await {
+        Ok(result) => result,
+        Err(_) => Err(ProbeError::Other(format!(
+            "timed out after {}",
+            humantime::format_duration(check.timeout)
+        ))),
+    }
+}
+
+async fn probe_inner(target: &Target<'_>, probe: &Probe) -> Result<(), ProbeError> {
     let tcp = TcpStream::connect(target.socket)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let Some((config, sni)) = &target.tls else {
-        return http_probe(tcp, target.host, probe).await;
+        return Ok(http_probe(tcp, target.host, probe).await?);
     };
     let name = rustls::pki_types::ServerName::try_from(sni.clone())
         .map_err(|e| format!("bad TLS server name {sni:?}: {e}"))?;
     let tls = tokio_rustls::TlsConnector::from(config.clone())
         .connect(name, tcp)
         .await
-        .map_err(|e| format!("tls: {e}"))?;
-    http_probe(tls, target.host, probe).await
+        .map_err(|e| ProbeError::Tls(Reason::from_io(&e)))?;
+    Ok(http_probe(tls, target.host, probe).await?)
 }
 
 async fn http_probe<S: AsyncRead + AsyncWrite + Unpin>(

@@ -117,6 +117,17 @@ pub struct Tally {
     pub last_check_ms: u64,
 }
 
+/// The last failed TLS handshake with a backend, for `/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFailure {
+    /// When it happened.
+    pub at: std::time::SystemTime,
+    /// Why, in plain words ([`crate::tls::reason::Reason`]).
+    pub reason: String,
+    /// Which connection saw it: `"request"` or `"health_check"`.
+    pub via: &'static str,
+}
+
 /// Counters kept per backend.
 #[derive(Debug, Default)]
 pub struct BackendStats {
@@ -146,6 +157,8 @@ pub struct BackendState {
     ejections: AtomicU32,
     last_ejection_ms: AtomicU64,
     tally: Mutex<Tally>,
+    /// Kept after a later success, so an operator still sees why it failed.
+    last_tls_failure: Mutex<Option<TlsFailure>>,
     /// Counters for metrics and `/status`.
     pub stats: BackendStats,
 }
@@ -164,6 +177,7 @@ impl BackendState {
             ejections: AtomicU32::new(0),
             last_ejection_ms: AtomicU64::new(0),
             tally: Mutex::new(Tally::default()),
+            last_tls_failure: Mutex::new(None),
             stats: BackendStats::default(),
         }
     }
@@ -212,6 +226,26 @@ impl BackendState {
     /// A copy of the checker's streaks.
     pub fn tally(&self) -> Tally {
         self.tally.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Record a failed TLS handshake. Returns whether the reason differs
+    /// from the last one seen (callers log only news, not every probe).
+    pub fn note_tls_failure(&self, reason: String, via: &'static str) -> bool {
+        let Ok(mut last) = self.last_tls_failure.lock() else {
+            return false;
+        };
+        let new = last.as_ref().is_none_or(|f| f.reason != reason);
+        *last = Some(TlsFailure {
+            at: std::time::SystemTime::now(),
+            reason,
+            via,
+        });
+        new
+    }
+
+    /// The last failed TLS handshake, if any.
+    pub fn last_tls_failure(&self) -> Option<TlsFailure> {
+        self.last_tls_failure.lock().ok().and_then(|l| l.clone())
     }
 
     /// The pool lost its active checks: assume healthy, as without checks.

@@ -192,6 +192,7 @@ impl ProxyHttp for CutoverProxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         let kind = classify(&e);
+        crate::tls::diag::upstream_failed(ctx, kind, &e);
         outcome::record_failure(ctx, kind);
         // Nothing reached the backend: any request may go elsewhere.
         e.set_retry(outcome::retries_allowed(ctx));

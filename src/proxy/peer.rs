@@ -27,7 +27,18 @@ pub fn build_peer(
         }
         None => (false, String::new()),
     };
-    let mut peer = HttpPeer::new(socket, tls, sni);
+    let tls_err = |reason: String| BuildError::Tls {
+        pool: pool.name.clone(),
+        reason,
+    };
+    let pinned = match &pool.tls {
+        Some(t) => crate::tls::connect::for_pool(t, &sni, settings.connect_timeout)
+            .map_err(|e| tls_err(e.to_string()))?,
+        None => None,
+    };
+    // With a pinned certificate cutover does the handshake itself, so the
+    // peer is plain to Pingora (see `tls::connect`).
+    let mut peer = HttpPeer::new(socket, tls && pinned.is_none(), sni);
     let o = &mut peer.options;
     o.connection_timeout = Some(settings.connect_timeout);
     // The TLS handshake counts against the same budget as the TCP connect.
@@ -40,10 +51,16 @@ pub fn build_peer(
         o.verify_hostname = t.verify;
         o.alpn = if t.http2 { ALPN::H2H1 } else { ALPN::H1 };
         if let Some(ca) = &t.ca {
-            o.ca = Some(crate::tls::upstream_ca(ca).map_err(|e| BuildError::Tls {
-                pool: pool.name.clone(),
-                reason: e.to_string(),
-            })?);
+            o.ca = Some(crate::tls::upstream_ca(ca).map_err(|e| tls_err(e.to_string()))?);
+        }
+        if let Some(connect) = pinned {
+            o.custom_l4 = Some(connect);
+            // Over a finished TLS stream Pingora sees no ALPN: HTTP/2 is
+            // spoken by prior knowledge, as the connector offered only h2.
+            o.alpn = if t.http2 { ALPN::H2 } else { ALPN::H1 };
+            // Pingora cannot check a virtual socket for reuse: close at once
+            // rather than keep connections that will never be taken again.
+            o.idle_timeout = Some(Duration::ZERO);
         }
     }
     Ok(peer)

@@ -1,7 +1,10 @@
-//! TLS to backends for cutover's own connections (health probes): the same
-//! trust rules as the proxied requests — a pool's `ca` if given, else the
-//! system's roots; `verify = false` skips the chain and hostname checks.
+//! TLS to backends for cutover's own connections (health probes, and the
+//! proxied requests of pools with a pinned certificate): the same trust
+//! rules as Pingora's connector — a pool's `ca` if given, else the system's
+//! roots; `verify = false` skips the chain and hostname checks — plus the
+//! pinned certificates of [`super::pin`].
 
+use super::pin::{pinned_of, PinningVerifier};
 use super::{load_certs, TlsFileError};
 use crate::config::UpstreamTls;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -80,6 +83,14 @@ impl ServerCertVerifier for NoVerification {
 
 /// A client config for a pool's TLS settings (HTTP/1.1 only).
 pub fn client_config(tls: &UpstreamTls) -> Result<Arc<ClientConfig>, TlsFileError> {
+    client_config_alpn(tls, vec![b"http/1.1".to_vec()])
+}
+
+/// A client config for a pool's TLS settings offering `alpn`.
+pub fn client_config_alpn(
+    tls: &UpstreamTls,
+    alpn: Vec<Vec<u8>>,
+) -> Result<Arc<ClientConfig>, TlsFileError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .expect("the ring provider supports TLS 1.2 and 1.3"); // ok: constant
@@ -89,19 +100,26 @@ pub fn client_config(tls: &UpstreamTls) -> Result<Arc<ClientConfig>, TlsFileErro
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
             .with_no_client_auth()
     } else if let Some(ca) = &tls.ca {
+        let certs = load_certs(ca)?;
+        let fail = |reason: String| TlsFileError::Load {
+            path: ca.clone(),
+            reason,
+        };
         let mut store = RootCertStore::empty();
-        for c in load_certs(ca)? {
-            store.add(c).map_err(|e| TlsFileError::Load {
-                path: ca.clone(),
-                reason: e.to_string(),
-            })?;
+        for c in &certs {
+            store.add(c.clone()).map_err(|e| fail(e.to_string()))?;
         }
-        builder.with_root_certificates(store).with_no_client_auth()
+        let verifier = PinningVerifier::new(Arc::new(store), pinned_of(&certs), provider())
+            .map_err(|e| fail(e.to_string()))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth()
     } else {
         builder
             .with_root_certificates(native_roots())
             .with_no_client_auth()
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn;
     Ok(Arc::new(config))
 }

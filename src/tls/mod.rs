@@ -5,7 +5,11 @@
 //! through here first so a bad one is a config error naming the file.
 
 pub mod client;
+pub mod connect;
+pub mod diag;
 pub mod edge;
+pub mod pin;
+pub mod reason;
 mod stream;
 
 use rustls::pki_types::pem::PemObject;

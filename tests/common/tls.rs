@@ -6,7 +6,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::net::SocketAddr;
@@ -36,6 +36,9 @@ impl TestCa {
     pub fn new(name: &str) -> TestCa {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // A real CA says it signs certificates; cutover takes a CA:TRUE
+        // certificate without this usage as a pinned server certificate.
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, name);
@@ -59,6 +62,23 @@ impl TestCa {
             cert: cert.pem(),
             key: key.serialize_pem(),
         }
+    }
+}
+
+/// A self-signed certificate with basicConstraints CA:TRUE for `names`, as
+/// `openssl req -x509 -newkey … -nodes` makes one (no key usage).
+pub fn self_signed_ca_true(names: &[&str]) -> Pair {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let mut params = CertificateParams::new(names).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "backend");
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    Pair {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
     }
 }
 
@@ -177,7 +197,14 @@ pub async fn spawn_tls_backend(
     ca: &TestCa,
     dns: &str,
 ) -> (SocketAddr, Arc<AtomicU64>) {
-    let pair = ca.leaf(&[dns]);
+    spawn_tls_backend_with(name, &ca.leaf(&[dns])).await
+}
+
+/// A TLS backend as [`spawn_tls_backend`], presenting `pair`.
+pub async fn spawn_tls_backend_with(
+    name: &'static str,
+    pair: &Pair,
+) -> (SocketAddr, Arc<AtomicU64>) {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pair.cert.as_bytes())
         .map(|c| c.unwrap())
         .collect();
