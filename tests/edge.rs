@@ -335,32 +335,6 @@ async fn every_case_holds_on_both_request_paths() {
     );
 }
 
-/// Await all of `futures`, concurrently, in order.
-async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
-    let mut out = Vec::with_capacity(pinned.len());
-    let mut done: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, slot) in pinned.iter_mut().zip(done.iter_mut()) {
-            if slot.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *slot = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.extend(done.into_iter().flatten());
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn underscores_pass_when_allowed() {
     let backend = Recorder::spawn(default_answer).await;
@@ -407,7 +381,7 @@ async fn a_head_split_anywhere_keeps_the_request_pipelined_behind_it() {
                 (cut, r.statuses())
             }
         });
-        for (cut, statuses) in futures_join(runs).await {
+        for (cut, statuses) in join_all(runs).await {
             if statuses != [200, 200] {
                 failures.push(format!("fast_path={fast_path} cut at {cut}: {statuses:?}"));
             }

@@ -190,7 +190,7 @@ async fn check_batch(
     let runs = built
         .iter()
         .map(|(_, pieces)| drive(proxy.addr, pieces.clone()));
-    let closes = futures_util_join(runs).await;
+    let closes = join_all(runs).await;
     for (i, closed) in closes.iter().enumerate() {
         let limit = Duration::from_millis(DEADLINE_MS * 2 + 1500);
         prop_assert!(
@@ -222,35 +222,6 @@ async fn check_batch(
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Await all of `futures` concurrently, in order.
-async fn futures_util_join<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.map(Box::pin).collect();
-    let mut out = Vec::new();
-    let mut slots: Vec<Option<F::Output>> = handles.iter().map(|_| None).collect();
-    let mut handles = handles;
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (h, slot) in handles.iter_mut().zip(slots.iter_mut()) {
-            if slot.is_none() {
-                match h.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *slot = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.extend(slots.into_iter().flatten());
-    out
 }
 
 #[test]
