@@ -6,12 +6,20 @@
 #   scripts/bench.sh --micro    # only the criterion micro-benchmarks
 #   scripts/bench.sh --instructions  # user-space instructions per request
 #                               # under callgrind, cutover vs bare Pingora
+#   scripts/bench.sh --stalled  # stalled clients: memory per connection and
+#                               # when the proxy closes them (benches/stalled.py;
+#                               # more options after it, e.g. --proxy all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh bench
 if [ "${1:-}" = "--micro" ]; then
   shift
   exec cargo bench --locked --bench hot_path -- "$@"
+fi
+if [ "${1:-}" = "--stalled" ]; then
+  shift
+  cargo build --locked --release --bin cutover
+  exec python3 benches/stalled.py "$@"
 fi
 cargo build --locked --release --bin cutover --example bare_pingora
 if [ "${1:-}" = "--instructions" ]; then
