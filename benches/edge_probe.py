@@ -45,20 +45,25 @@ class Backend:
     """A scripted HTTP/1.1 backend that records request heads and bodies."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(512)
-        self.port = self.sock.getsockname()[1]
+        # Two listening ports, one log: a pool of two backends, so that a
+        # retry on the second shows.
+        self.ports = []
+        for _ in range(2):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(512)
+            self.ports.append(sock.getsockname()[1])
+            threading.Thread(target=self.accept, args=(sock,), daemon=True).start()
+        self.port = self.ports[0]
         self.log = []
         self.released = None
         self.lock = threading.Lock()
-        threading.Thread(target=self.accept, daemon=True).start()
 
-    def accept(self):
+    def accept(self, sock):
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn, _ = sock.accept()
             except OSError:
                 return
             threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
@@ -157,7 +162,7 @@ class Cutover:
         new = f'body_timeout = "3s"\nsend_timeout = "5s"\nfast_path = {"true" if fast_path else "false"}\n'
         tail = (
             f'[admin]\nlisten = "127.0.0.1:{free_port()}"\n'
-            f'[pools.app]\nbackends = ["127.0.0.1:{backend.port}", "127.0.0.1:{backend.port}"]\noutlier = false\n'
+            f'[pools.app]\nbackends = ["127.0.0.1:{backend.ports[0]}", "127.0.0.1:{backend.ports[1]}"]\noutlier = false\n'
             f'[[routes]]\nname = "all"\nsplit = {{ app = 1 }}\n'
         )
         path = os.path.join(self.dir, "cutover.toml")
@@ -186,7 +191,7 @@ class Nginx:
 events {{ worker_connections 4096; }}
 http {{ access_log off; client_header_timeout 3s; keepalive_timeout 5s; client_body_timeout 3s;
   send_timeout 5s; large_client_header_buffers 4 8k; client_body_temp_path {self.dir};
-  proxy_temp_path {self.dir}; upstream app {{ server 127.0.0.1:{backend.port}; keepalive 16; }}
+  proxy_temp_path {self.dir}; upstream app {{ server 127.0.0.1:{backend.ports[0]}; server 127.0.0.1:{backend.ports[1]}; keepalive 16; }}
   server {{ listen 127.0.0.1:{self.port}; location / {{ proxy_pass http://app;
     proxy_http_version 1.1; proxy_set_header Connection ""; proxy_read_timeout 3s; }} }} }}
 """
@@ -325,12 +330,16 @@ def main():
     columns = []
     for binary in args.cutover:
         for fast in [True, False] if args.pingora_path else [True]:
-            columns.append((f"{os.path.basename(os.path.dirname(binary)) or binary}{'' if fast else ' (pingora path)'}", lambda b=binary, f=fast: Cutover(b, backend, f)))
+            label = f"{binary}{'' if fast else ' (fast_path = false)'}"
+            columns.append((label, lambda b=binary, f=fast: Cutover(b, backend, f)))
     if args.nginx and shutil.which("nginx"):
         columns.append(("nginx", lambda: Nginx(backend)))
     results = {}
     for label, start in columns:
         proxy = start()
+        if isinstance(proxy, Cutover) and not proxy.newer and "fast_path = false" in label:
+            proxy.stop()
+            continue
         print(f"probing {label} …", file=sys.stderr)
         col = []
         for p in probes():

@@ -140,3 +140,30 @@ async fn a_post_that_reached_a_backend_is_never_sent_to_another() {
         assert_eq!(seen, 3, "fast_path={fast_path}: the GET was not retried");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backend_waiting_for_a_stalled_body_is_not_blamed() {
+    let backend = Recorder::spawn(default_answer).await;
+    // The backend's deadline passes before the body's: Pingora's path
+    // (which streams bodies over 64 KiB) sees the backend time out.
+    let cfg = config(&[backend.addr], true)
+        .replace("read_timeout = \"3s\"", "read_timeout = \"1s\"")
+        .replace("body_timeout = \"1s\"", "body_timeout = \"3s\"");
+    let proxy = ProxyProc::start(&cfg);
+    let r = send_raw(
+        proxy.addr,
+        &[b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n0123456789"],
+        Duration::ZERO,
+        Duration::from_secs(8),
+    )
+    .await;
+    assert_eq!(r.statuses(), [408], "{:?}", r.text());
+    let metrics = proxy.metrics().await;
+    assert!(
+        !metrics
+            .lines()
+            .filter(|l| l.starts_with("cutover_upstream_failures_total"))
+            .any(|l| !l.ends_with(" 0")),
+        "the backend was blamed:\n{metrics}"
+    );
+}

@@ -33,9 +33,20 @@ impl Prebound {
     }
 }
 
+/// The accept queue's length asked for (as Pingora's own listeners).
+const LISTEN_BACKLOG: libc::c_int = 65535;
+
 /// Bind `addr` now.
 pub fn prebind(addr: SocketAddr) -> std::io::Result<Prebound> {
     let listener = TcpListener::bind(addr)?;
+    // The standard library listens with a backlog of 128: a burst of new
+    // connections then waits a second for the SYN to be sent again. Listen
+    // again with Pingora's backlog (the kernel caps it at somaxconn).
+    use std::os::fd::AsRawFd;
+    // SAFETY: `listen` on a socket this function owns; no memory is passed.
+    if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     Ok(Prebound {

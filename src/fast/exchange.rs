@@ -205,7 +205,8 @@ async fn read_more(
     buf: &mut Vec<u8>,
     read_timeout: Duration,
 ) -> Result<usize, FailureKind> {
-    if buf.capacity() - buf.len() < 4096 {
+    if buf.capacity() == buf.len() {
+        // Only a head larger than the buffer gets here with no room.
         buf.reserve(RESPONSE_BUF);
     }
     match tokio::time::timeout(read_timeout, up.read_buf(buf)).await {

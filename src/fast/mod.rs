@@ -257,10 +257,13 @@ async fn proxy(
     }
 }
 
-/// Most of a response body held before the client is written to: a
-/// response up to this size releases its backend connection before a slow
-/// client has read it.
-const RESPONSE_HOLD: usize = 64 * 1024;
+/// Most of a response held before the client is written to: a response up
+/// to this size (most API answers) releases its backend connection before a
+/// slow client has read it. Larger ones stream through a buffer of this
+/// size, the backend connection held until the client has them (bounded by
+/// `send_timeout`). One buffer's worth per connection keeps a stalled
+/// client's cost near nginx's.
+const RESPONSE_HOLD: usize = exchange::RESPONSE_BUF;
 
 /// Relay the answer whose head `head` (the client's version in `out`) is
 /// at the start of `buf`: as much of the body as [`RESPONSE_HOLD`] allows
@@ -307,12 +310,15 @@ async fn relay(
         if ahead.end == buf.len() && head.reusable {
             upstream::put_idle(attempt.addr, up);
         }
-        let sent = client.write_all(out).await.is_ok()
-            && client.write_all(held).await.is_ok()
-            && client.flush().await.is_ok();
+        let held_len = held.len();
+        let mut sent = client.write_all(out).await.is_ok() && client.write_all(held).await.is_ok();
+        // The answer is queued on the connection (or on its way): a client
+        // slow to take it holds that copy only.
+        drop(buf);
+        sent = sent && client.flush().await.is_ok();
         return Answer {
             status: head.status,
-            bytes: if sent { held.len() } else { 0 },
+            bytes: if sent { held_len } else { 0 },
             keep_alive: sent && !head.client_close,
         };
     }

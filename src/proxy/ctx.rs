@@ -34,6 +34,8 @@ pub struct Ctx {
     pub last_failure: Option<FailureKind>,
     /// Status the proxy itself answered with (404, 502, …), if it did.
     pub proxy_status: Option<u16>,
+    /// The backend timed out while the client's body was still coming.
+    pub client_stalled: bool,
     /// Counts the request as in flight until dropped.
     pub _in_flight: Option<InFlight>,
 }
@@ -54,6 +56,7 @@ impl Ctx {
             response_started: false,
             last_failure: None,
             proxy_status: None,
+            client_stalled: false,
             _in_flight: in_flight,
         }
     }

@@ -209,7 +209,13 @@ impl ProxyHttp for CutoverProxy {
     ) -> Box<Error> {
         let mut e = e.more_context(format!("backend {peer}"));
         let kind = classify(&e);
-        if e.esource() == &pingora::ErrorSource::Upstream {
+        // Pingora streams a request body to the backend as it comes: a
+        // backend that times out waiting for the rest of a stalled body is
+        // not at fault, and must not be ejected or fail the shift gate.
+        let client_stalled =
+            kind == FailureKind::ReadTimeout && !session.as_downstream_mut().is_body_done();
+        ctx.client_stalled = client_stalled;
+        if e.esource() == &pingora::ErrorSource::Upstream && !client_stalled {
             outcome::record_failure(ctx, kind);
         }
         let idempotent = session.req_header().method.is_idempotent();
@@ -227,7 +233,12 @@ impl ProxyHttp for CutoverProxy {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        let code = errors::status_for(e);
+        // The client's own stalled body: 408, as `body_timeout` would.
+        let code = if ctx.client_stalled {
+            408
+        } else {
+            errors::status_for(e)
+        };
         if code > 0 && session.response_written().is_none() {
             ctx.proxy_status = Some(code);
             if let Err(err) = errors::respond_plain(session, code, true).await {
