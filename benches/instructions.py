@@ -68,6 +68,7 @@ def run(argv, port, requests, out, env=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--binary", help="the cutover binary to count (default: target/release/cutover)")
     ap.add_argument("--keep", metavar="DIR", help="keep the callgrind profiles here (for callgrind_annotate)")
     args = ap.parse_args()
     if not shutil.which("valgrind"):
@@ -85,7 +86,7 @@ def main():
     wait_port(b1, timeout=120)
     results = {}
     try:
-        for name in ["pingora", "pingora+timeouts", "pingora+timeouts+xff", "cutover"]:
+        for name in ["cutover"] if args.binary else ["pingora", "pingora+timeouts", "pingora+timeouts+xff", "cutover"]:
             port, admin = free_port(), free_port()
             if name == "cutover":
                 cfg = f"{d}/c/cutover.toml"
@@ -96,7 +97,7 @@ def main():
                         f'[pools.onprem]\nbackends = ["127.0.0.1:{b1}"]\n[pools.cloud]\nbackends = ["127.0.0.1:{b1}"]\n'
                         f'[[routes]]\nname = "app"\nsplit = {{ onprem = 80, cloud = 20 }}\n'
                     )
-                argv = [os.path.join(ROOT, "target/release/cutover"), "run", "-c", cfg]
+                argv = [args.binary or os.path.join(ROOT, "target/release/cutover"), "run", "-c", cfg]
                 env = dict(os.environ, MIMALLOC_ARENA_EAGER_COMMIT="0")
             else:
                 argv = [os.path.join(ROOT, "target/release/examples/bare_pingora"), f"127.0.0.1:{port}", "1", f"127.0.0.1:{b1}"]
@@ -109,7 +110,7 @@ def main():
             i1 = run(argv, port, args.requests, f"{d}/{name}.1", env)
             results[name] = (i1 - i0) / args.requests
             print(f"{name:21} {results[name]:10.0f} instructions per request", flush=True)
-        for base in ["pingora", "pingora+timeouts", "pingora+timeouts+xff"]:
+        for base in [b for b in ["pingora", "pingora+timeouts", "pingora+timeouts+xff"] if b in results]:
             print(f"cutover vs {base}: {results['cutover'] / results[base] - 1:+.1%} instructions per request")
     finally:
         # SIGTERM to the master lets nginx stop its worker too (SIGKILL would

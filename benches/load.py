@@ -13,7 +13,7 @@ ships, and with cutover's upstream timeouts and X-Forwarded-* headers
 config file write to the new split serving.
 
 Usage: benches/load.py [--rounds N] [--duration S] [--connections C]
-                       [--threads T] [--smoke] [--skip-idle]
+                       [--threads T] [--smoke] [--skip-idle] [--baseline BINARY]
 Run through scripts/bench.sh, which installs nginx, HAProxy and wrk and
 builds the release binaries.
 """
@@ -312,6 +312,7 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated proxies to load (default: all)")
     ap.add_argument("--skip-reload", action="store_true")
     ap.add_argument("--post", type=int, default=0, metavar="BYTES", help="POST a body of BYTES instead of GET")
+    ap.add_argument("--baseline", metavar="BINARY", help="also load another cutover build as cutover-base")
     args = ap.parse_args()
     raise_fd_limit()
     if args.smoke:
@@ -332,7 +333,10 @@ def main():
         with open(WRK_SCRIPT, "w") as f:
             f.write(f'wrk.method = "POST"\nwrk.body = string.rep("x", {args.post})\n')
     b1, b2 = free_port(), free_port()
-    ports = {k: free_port() for k in ["nginx", "haproxy", "pingora", "pingora-eq", "cutover", "admin", "cutover-1t", "admin-1t"]}
+    ports = {
+        k: free_port()
+        for k in ["nginx", "haproxy", "pingora", "pingora-eq", "cutover", "admin", "cutover-1t", "admin-1t", "cutover-base", "admin-base"]
+    }
     procs = []
     try:
         with open(f"{d}/backends.conf", "w") as f:
@@ -373,6 +377,17 @@ def main():
                     )
                 )
             proxies.append(Proc("cutover-1t", [cutover, "run", "-c", cfg_1t], ports["cutover-1t"]))
+        if args.baseline:
+            # Another cutover build (an earlier commit's), same config, same
+            # run: a before/after in one table.
+            cfg_base = f"{d}/cutover-base.toml"
+            with open(cfg_base, "w") as f:
+                f.write(
+                    CUTOVER.format(
+                        port=ports["cutover-base"], admin=ports["admin-base"], threads=cut_threads, b1=b1, b2=b2, on=80, cl=20
+                    )
+                )
+            proxies.append(Proc("cutover-base", [args.baseline, "run", "-c", cfg_base], ports["cutover-base"]))
         procs.extend(proxies)
         if args.only:
             keep = set(args.only.split(","))
