@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use cutover::access_log::{format, Entry};
 use cutover::config::Config;
 use cutover::control::Control;
-use cutover::proxy::select::{choose_pool, next_backend, Tried};
+use cutover::request::select::{choose_pool, next_backend, Tried};
 use cutover::route::RequestView;
 use cutover::split::{sequence_bucket, sticky_bucket};
 use http::{HeaderMap, HeaderValue, Method};

@@ -8,3 +8,8 @@ scripts/setup.sh test
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets
+# The behaviour suites once more, every request through Pingora's path
+# (`fast_path = false`): one list of cases, both request paths. (The edge
+# suites, tests/edge*.rs, run both paths within themselves.)
+CUTOVER_TEST_FAST_PATH=false cargo test --locked \
+  --test proxy_core --test failover --test shift --test reload --test lifecycle --test admin

@@ -30,6 +30,7 @@ pub mod health;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;
+pub mod request;
 pub mod route;
 pub mod shift;
 pub mod snapshot;

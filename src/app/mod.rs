@@ -154,7 +154,7 @@ impl App {
             graceful_shutdown_timeout_seconds: Some(1),
             // Retries are decided per request in the proxy; this is only
             // Pingora's fail-safe cap on attempts.
-            max_retries: crate::proxy::select::MAX_ATTEMPTS,
+            max_retries: crate::request::select::MAX_ATTEMPTS,
             upstream_keepalive_pool_size: 1024,
             // One single-threaded runtime per worker thread: measured cheaper
             // per request than a work-stealing pool (see README, Performance).

@@ -177,7 +177,7 @@ impl GuardedStream {
         self.first_byte = None;
         self.scanned = 0;
         if let Next::Refused(status) = next {
-            let response = crate::proxy::error_response(status);
+            let response = crate::request::Synthetic::closing(status).http1();
             let _ = tokio::io::AsyncWriteExt::write_all(self, &response).await;
             let _ = tokio::io::AsyncWriteExt::flush(self).await;
         }

@@ -218,7 +218,7 @@ impl Control {
     ) -> Result<Snapshot, BuildError> {
         let settings = &st.config.proxy;
         let peers = |pool: &crate::config::PoolConfig, addr: &str, socket: SocketAddr| {
-            crate::proxy::peer::build_peer(settings, pool, addr, socket)
+            crate::snapshot::peer::build_peer(settings, pool, addr, socket)
         };
         let weights: Vec<Vec<f64>> = st
             .config

@@ -5,6 +5,7 @@ use super::response::{self, ClientSide, Final, Framing, Parsed};
 use super::upstream;
 use crate::chunked::ChunkedEnd;
 use crate::health::FailureKind;
+use crate::request::retry::Stage;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -16,40 +17,26 @@ pub const RESPONSE_BUF: usize = 16 * 1024;
 /// A response head larger than this is refused (502); Pingora's limit.
 const MAX_RESPONSE_HEAD: usize = 1024 * 1024;
 
-/// Why an attempt failed.
+/// Why an attempt failed, as the retry rule ([`crate::request::retry`])
+/// needs to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttemptError {
     /// As counted against the backend.
     pub kind: FailureKind,
-    /// Some of the backend's answer had arrived.
-    pub got_bytes: bool,
-    /// The whole request head reached the backend's socket, so the backend
-    /// may have acted on it. (A head cut short cannot have been processed:
-    /// it ends with its blank line.)
-    pub sent: bool,
+    /// How far it got. A head cut short cannot have been acted on: it ends
+    /// with its blank line.
+    pub stage: Stage,
+    /// The connection came from the idle pool.
+    pub reused: bool,
 }
 
 impl AttemptError {
-    fn new(kind: FailureKind, got_bytes: bool) -> AttemptError {
+    fn at(kind: FailureKind, stage: Stage) -> AttemptError {
         AttemptError {
             kind,
-            got_bytes,
-            sent: true,
+            stage,
+            reused: false,
         }
-    }
-
-    fn unsent(kind: FailureKind) -> AttemptError {
-        AttemptError {
-            kind,
-            got_bytes: false,
-            sent: false,
-        }
-    }
-
-    /// Whether sending the request again cannot make the backend act on it
-    /// twice.
-    pub fn safe_to_resend(&self, idempotent: bool) -> bool {
-        !self.sent || (idempotent && !self.got_bytes)
     }
 }
 
@@ -61,41 +48,37 @@ pub struct Attempt<'a> {
     pub request: &'a [u8],
     /// How much of `request` is the head.
     pub head_len: usize,
-    /// The request may be sent again (its method is idempotent).
-    pub idempotent: bool,
     /// Deadline for the connection.
     pub connect_timeout: Duration,
     /// Deadline for each read from the backend.
     pub read_timeout: Duration,
 }
 
-/// Make the attempt: a pooled connection if one is usable (a fresh one when
-/// the pooled one turns out to be stale), the request sent, the response
-/// head read into `buf` and its client version written to `out`.
+/// Make the attempt: a pooled connection if one is usable (unless `fresh`),
+/// the request sent, the response head read into `buf` and its client
+/// version written to `out`.
 pub async fn attempt(
     a: &Attempt<'_>,
+    fresh: bool,
     side: ClientSide<'_>,
     buf: &mut Vec<u8>,
     out: &mut Vec<u8>,
 ) -> Result<(TcpStream, Final), AttemptError> {
-    let mut pooled = upstream::take_idle(a.addr);
-    loop {
-        let reused = pooled.is_some();
-        let mut up = match pooled.take() {
-            Some(s) => s,
-            None => upstream::connect(a.addr, a.connect_timeout)
-                .await
-                .map_err(AttemptError::unsent)?,
-        };
-        match exchange(&mut up, a, side, buf, out).await {
-            Ok(head) => return Ok((up, head)),
-            // The backend had closed the idle connection just as it was
-            // reused: nothing was processed, so try a fresh connection.
-            Err(e) if reused && e.kind == FailureKind::Reset && e.safe_to_resend(a.idempotent) => {
-                buf.clear();
-            }
-            Err(e) => return Err(e),
-        }
+    let pooled = if fresh {
+        None
+    } else {
+        upstream::take_idle(a.addr)
+    };
+    let reused = pooled.is_some();
+    let mut up = match pooled {
+        Some(s) => s,
+        None => upstream::connect(a.addr, a.connect_timeout)
+            .await
+            .map_err(|kind| AttemptError::at(kind, Stage::Connect))?,
+    };
+    match exchange(&mut up, a, side, buf, out).await {
+        Ok(head) => Ok((up, head)),
+        Err(e) => Err(AttemptError { reused, ..e }),
     }
 }
 
@@ -120,30 +103,35 @@ async fn exchange(
                 Ok(_) => FailureKind::Reset,
                 Err(_) => FailureKind::ReadTimeout,
             };
-        return Err(if written >= a.head_len {
-            AttemptError::new(failed, false)
+        let stage = if written >= a.head_len {
+            Stage::Sent
         } else {
-            AttemptError::unsent(failed)
-        });
+            Stage::HeadUnsent
+        };
+        return Err(AttemptError::at(failed, stage));
     }
     buf.clear();
     loop {
         if buf.len() == buf.capacity() {
             if buf.len() >= MAX_RESPONSE_HEAD {
-                return Err(AttemptError::new(FailureKind::Other, true));
+                return Err(AttemptError::at(FailureKind::Other, Stage::Answering));
             }
             buf.reserve(buf.len());
         }
-        let got_bytes = !buf.is_empty();
+        let stage = if buf.is_empty() {
+            Stage::Sent
+        } else {
+            Stage::Answering
+        };
         match tokio::time::timeout(a.read_timeout, up.read_buf(buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Err(AttemptError::new(FailureKind::Reset, got_bytes)),
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(AttemptError::at(FailureKind::Reset, stage)),
             Ok(Ok(_)) => {}
-            Err(_) => return Err(AttemptError::new(FailureKind::ReadTimeout, got_bytes)),
+            Err(_) => return Err(AttemptError::at(FailureKind::ReadTimeout, stage)),
         }
         loop {
             match response::parse(buf, side, out) {
                 Parsed::Partial => break,
-                Parsed::Bad => return Err(AttemptError::new(FailureKind::Other, true)),
+                Parsed::Bad => return Err(AttemptError::at(FailureKind::Other, Stage::Answering)),
                 Parsed::Final(head) => return Ok(head),
                 // 100 Continue, 103 Early Hints: not passed on (nothing
                 // here asked for them); the final head follows.

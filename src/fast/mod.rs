@@ -8,7 +8,7 @@
 //! are plain HTTP — needs none of it: this path parses the head in place
 //! (`httparse`), reads a body whole (so a retry can resend it), makes the same
 //! decisions through the same code as the Pingora path
-//! ([`crate::proxy::outcome`]: route, split, sticky, override, retries,
+//! ([`crate::request::decide`]: route, split, sticky, override, retries,
 //! ejection, gate window, metrics, access log), writes the upstream head in
 //! one buffer, keeps backend connections in a per-thread idle pool, and
 //! passes the response body through with its own framing.
@@ -25,8 +25,9 @@ mod upstream;
 use crate::conn::GuardedStream;
 use crate::control::Control;
 use crate::health::FailureKind;
-use crate::proxy::ctx::Ctx;
-use crate::proxy::outcome::{self, Finished};
+use crate::request::decide::{self, Finished};
+use crate::request::retry::Failed;
+use crate::request::{Ctx, Synthetic};
 use crate::route::RequestView;
 use crate::snapshot::Snapshot;
 use exchange::{Attempt, BodyEnd};
@@ -84,7 +85,7 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
         path: head.path(),
         headers: &head.headers,
     };
-    let taken = outcome::match_route(&snap, &view).filter(|ri| {
+    let taken = decide::match_route(&snap, &view).filter(|ri| {
         // TLS or HTTP/2 to the backends is Pingora's job.
         let route = &snap.routes[*ri];
         route.slots.iter().all(|s| snap.pools[s.pool].tls.is_none())
@@ -105,7 +106,7 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
     let client_ip = conn.client.map(|a| a.ip());
     let mut ctx = Ctx::new(Some(control.begin_request()));
     ctx.snap = Some(snap.clone());
-    outcome::choose_pool(&mut ctx, &snap, ri, &view, client_ip);
+    decide::choose_pool(&mut ctx, &snap, ri, &view, client_ip);
     // Room for what has arrived; the rest of a body grows it as it comes,
     // so a client that declares a body and stalls holds little.
     let mut upstream_req = Vec::with_capacity(head.len + 160 + (body_read - head.len));
@@ -148,7 +149,7 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
         status: answer.status,
         bytes: answer.bytes,
     };
-    outcome::finish(control, &mut ctx, &done);
+    decide::finish(control, &mut ctx, &done);
     if answer.keep_alive {
         Served::KeepAlive
     } else {
@@ -209,8 +210,10 @@ async fn proxy(
     let tagged = ctx
         .route
         .is_some_and(|ri| snap.routes[ri].override_header.is_some());
+    // The next attempt skips the idle pool (a retry after a stale one).
+    let mut fresh = false;
     loop {
-        let Some((p, b)) = outcome::begin_attempt(ctx) else {
+        let Some((p, b)) = decide::begin_attempt(ctx) else {
             return respond_error(ctx, client, 502).await;
         };
         let pool = &snap.pools[p];
@@ -218,7 +221,6 @@ async fn proxy(
             addr: pool.backends[b].socket,
             request: req.head,
             head_len: req.head_len,
-            idempotent: req.idempotent,
             connect_timeout: settings.connect_timeout,
             read_timeout: settings.read_timeout,
         };
@@ -229,30 +231,34 @@ async fn proxy(
         };
         let mut buf = Vec::with_capacity(exchange::RESPONSE_BUF);
         let mut out = Vec::with_capacity(512);
-        let (up, head) = match exchange::attempt(&attempt, side, &mut buf, &mut out).await {
-            Ok(answer) => answer,
-            Err(e) => {
-                outcome::record_failure(ctx, e.kind);
-                let may_retry = match e.kind {
-                    // Nothing reached the backend: any request may go on.
-                    FailureKind::ConnectRefused | FailureKind::ConnectTimeout => true,
-                    // The connection died before an answer: safe to resend
-                    // what never fully reached it, or what may be sent twice.
-                    FailureKind::Reset => e.safe_to_resend(req.idempotent),
-                    _ => false,
-                };
-                if may_retry && outcome::retries_allowed(ctx) {
-                    continue;
+        let skip_pool = std::mem::take(&mut fresh);
+        let (up, head) =
+            match exchange::attempt(&attempt, skip_pool, side, &mut buf, &mut out).await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    let failed = Failed {
+                        kind: e.kind,
+                        stage: e.stage,
+                        idempotent: req.idempotent,
+                        // The body is kept whole, to be sent again.
+                        resendable: true,
+                        reused: e.reused,
+                        client_stalled: false,
+                        fresh_retry_used: false,
+                    };
+                    if decide::judge_failure(ctx, failed) {
+                        fresh = ctx.fresh_retry;
+                        continue;
+                    }
+                    let code = if e.kind == FailureKind::ReadTimeout {
+                        504
+                    } else {
+                        502
+                    };
+                    return respond_error(ctx, client, code).await;
                 }
-                let code = if e.kind == FailureKind::ReadTimeout {
-                    504
-                } else {
-                    502
-                };
-                return respond_error(ctx, client, code).await;
-            }
-        };
-        outcome::record_answer(ctx, head.status);
+            };
+        decide::record_answer(ctx, head.status);
         return relay(ctx, client, up, &attempt, buf, &out, head, settings).await;
     }
 }
@@ -294,7 +300,7 @@ async fn relay(
         Ok(a) => a,
         Err(kind) => {
             // Nothing went to the client yet: it gets the proxy's error.
-            outcome::record_failure(ctx, kind);
+            decide::record_failure(ctx, kind, true);
             let code = if kind == FailureKind::ReadTimeout {
                 504
             } else {
@@ -340,7 +346,7 @@ async fn relay(
             !head.client_close
         }
         BodyEnd::Upstream(kind) => {
-            outcome::record_failure(ctx, kind);
+            decide::record_failure(ctx, kind, true);
             false
         }
         BodyEnd::Client => false,
@@ -355,15 +361,11 @@ async fn relay(
 /// Answer with the proxy's own error and close the connection.
 async fn respond_error(ctx: &mut Ctx, client: &mut GuardedStream, code: u16) -> Answer {
     ctx.proxy_status = Some(code);
-    let response = crate::proxy::error_response(code);
-    let sent = client.write_all(&response).await.is_ok() && client.flush().await.is_ok();
+    let answer = Synthetic::closing(code);
+    let sent = client.write_all(&answer.http1()).await.is_ok() && client.flush().await.is_ok();
     Answer {
         status: code,
-        bytes: if sent {
-            crate::proxy::body_for(code).len()
-        } else {
-            0
-        },
+        bytes: if sent { answer.body().len() } else { 0 },
         keep_alive: false,
     }
 }

@@ -8,6 +8,9 @@
 //! left to Pingora's proxy, which handles every case; the fast path exists to
 //! make the usual one cheap, not to be complete.
 
+use crate::request::headers::{
+    forwarded_for, is_one_of as is, tokens, FORWARDED, REQUEST_HOP_BY_HOP as HOP_BY_HOP,
+};
 use httparse::Header;
 use std::net::IpAddr;
 
@@ -19,23 +22,6 @@ pub const MAX_HEADERS: usize = 64;
 /// retry buffer allows, with the same limit); larger ones stream through
 /// Pingora.
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// Request headers that concern one connection only, never forwarded.
-/// (`Upgrade` and `Transfer-Encoding` never reach here.)
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    // Meant for this proxy, not the backend (as Pingora's policy has it).
-    "proxy-authorization",
-    "proxy-authenticate",
-    "http2-settings",
-];
-
-/// Headers the proxy writes itself.
-const FORWARDED: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
 
 /// A parsed request head the fast path can take.
 #[derive(Debug)]
@@ -63,16 +49,6 @@ impl Head<'_, '_> {
             .split_once('?')
             .map_or(self.target, |(path, _)| path)
     }
-}
-
-/// Whether header `name` is one of `candidates` (lowercase).
-pub(super) fn is(name: &str, candidates: &[&str]) -> bool {
-    candidates.iter().any(|c| name.eq_ignore_ascii_case(c))
-}
-
-/// The comma-separated tokens of a header value, trimmed.
-pub(super) fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
-    v.split(|b| *b == b',').map(<[u8]>::trim_ascii)
 }
 
 /// Parse the head at the start of `buf`; `None` when it is incomplete,
@@ -158,29 +134,23 @@ pub fn write_upstream(
     out.push(b' ');
     out.extend_from_slice(head.target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut prior_xff = false;
     for h in head.headers {
-        if is(h.name, &HOP_BY_HOP) || is(h.name, &FORWARDED) {
-            prior_xff |= h.name.eq_ignore_ascii_case(FORWARDED[0]);
-            continue;
+        if !is(h.name, &HOP_BY_HOP) && !is(h.name, &FORWARDED) {
+            header(out, h.name.as_bytes(), h.value);
         }
-        header(out, h.name.as_bytes(), h.value);
     }
-    if let Some(ip) = client_ip {
-        out.extend_from_slice(b"X-Forwarded-For: ");
-        if prior_xff {
-            // Earlier hops, in order, then this client.
-            for h in head.headers {
-                let v = h.value.trim_ascii();
-                if h.name.eq_ignore_ascii_case(FORWARDED[0]) && !v.is_empty() {
-                    out.extend_from_slice(v);
-                    out.extend_from_slice(b", ");
-                }
-            }
-        }
-        let mut text = crate::proxy::headers::IpText::default();
-        out.extend_from_slice(text.format(ip).as_bytes());
+    // The policy's value: earlier hops, then this client, as one line.
+    let prior = head
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(FORWARDED[0]))
+        .map(|h| h.value);
+    let mark = out.len();
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    if forwarded_for(prior, client_ip, out) {
         out.extend_from_slice(b"\r\n");
+    } else {
+        out.truncate(mark);
     }
     out.extend_from_slice(if tls {
         b"X-Forwarded-Proto: https\r\n"
@@ -260,6 +230,17 @@ Proxy-Authorization: Basic eDp5\r\n\r\n";
 X-Forwarded-For: 10.0.0.1, 10.0.0.2, 127.0.0.9\r\nX-Forwarded-Proto: http\r\n\
 X-Forwarded-Host: h.example\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn without_a_client_address_earlier_hops_still_go_on() {
+        let raw = b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n";
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let head = parse(raw, &mut storage).unwrap();
+        let mut out = Vec::new();
+        write_upstream(&mut out, &head, None, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("X-Forwarded-For: 10.0.0.1\r\n"), "{text}");
     }
 
     #[test]

@@ -2,22 +2,14 @@
 //! framing worked out, and rewritten for the client (hop-by-hop headers out,
 //! `Connection: close` in when this connection ends). Pure.
 
-use super::request::{header, is, tokens};
+use super::request::header;
+use crate::request::headers::{
+    is_one_of as is, tokens, POOL_TAG, RESPONSE_HOP_BY_HOP as HOP_BY_HOP,
+};
 use httparse::Header;
 
 /// Most response headers parsed (as many as Pingora takes).
 pub const MAX_HEADERS: usize = 256;
-
-/// Response headers that concern one connection only. `Transfer-Encoding`
-/// stays: the body is passed through with its framing as it came.
-const HOP_BY_HOP: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "proxy-authenticate",
-    "upgrade",
-];
 
 /// How the response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,7 +191,7 @@ pub fn parse(buf: &[u8], side: ClientSide<'_>, out: &mut Vec<u8>) -> Parsed {
             || (nominates && nominated(headers, h.name))
             || ((coded || status == 204) && h.name.eq_ignore_ascii_case("content-length"))
             || (bodiless_status && h.name.eq_ignore_ascii_case("transfer-encoding"))
-            || (side.tag.is_some() && h.name.eq_ignore_ascii_case("x-cutover-pool"))
+            || (side.tag.is_some() && h.name.eq_ignore_ascii_case(POOL_TAG))
         {
             continue;
         }
@@ -216,7 +208,7 @@ pub fn parse(buf: &[u8], side: ClientSide<'_>, out: &mut Vec<u8>) -> Parsed {
         }
     }
     if let Some(pool) = side.tag {
-        header(out, b"X-Cutover-Pool", pool.as_bytes());
+        header(out, POOL_TAG.as_bytes(), pool.as_bytes());
     }
     if client_close {
         out.extend_from_slice(b"Connection: close\r\n");

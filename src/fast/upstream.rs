@@ -5,7 +5,7 @@
 //! runtime (work stealing is off), so a connection is only ever used on the
 //! thread whose reactor it is registered with, and taking or returning one
 //! needs no lock or atomic. Idle connections expire after
-//! [`crate::proxy::peer::UPSTREAM_IDLE`]; expired ones are swept out while
+//! [`crate::snapshot::peer::UPSTREAM_IDLE`]; expired ones are swept out while
 //! the pool is in use, so connections to a removed backend do not linger.
 
 use crate::health::FailureKind;
@@ -101,7 +101,10 @@ impl IdlePool {
 
 /// An idle connection to `addr` from this thread's pool, if one is usable.
 pub fn take_idle(addr: SocketAddr) -> Option<TcpStream> {
-    IDLE.with(|p| p.borrow_mut().take(addr, crate::proxy::peer::UPSTREAM_IDLE))
+    IDLE.with(|p| {
+        p.borrow_mut()
+            .take(addr, crate::snapshot::peer::UPSTREAM_IDLE)
+    })
 }
 
 /// Keep `stream`, a connection to `addr` with no request in progress, for
@@ -109,7 +112,7 @@ pub fn take_idle(addr: SocketAddr) -> Option<TcpStream> {
 pub fn put_idle(addr: SocketAddr, stream: TcpStream) {
     IDLE.with(|p| {
         p.borrow_mut()
-            .put(addr, stream, crate::proxy::peer::UPSTREAM_IDLE)
+            .put(addr, stream, crate::snapshot::peer::UPSTREAM_IDLE)
     });
 }
 

@@ -1,25 +1,48 @@
-//! Header rewriting: `X-Forwarded-*` on the way in, hop-by-hop headers out
-//! of the response. (Pingora's upstream request policy already strips
-//! hop-by-hop request headers, including those named in `Connection`, and
-//! keeps a WebSocket upgrade intact.)
+//! The header policy ([`crate::request::headers`]) applied to Pingora's
+//! header maps: `X-Forwarded-*` on the way in, hop-by-hop headers out of
+//! the response, the response framing check. (Pingora's upstream request
+//! policy strips the request's hop-by-hop headers, including those named in
+//! `Connection`; [`strip_request_hop_by_hop`] removes the rest of the
+//! policy's list.)
 
-use http::header::{CONNECTION, HOST, PROXY_AUTHENTICATE, TE, UPGRADE};
+use crate::request::headers::{
+    forwarded_for, is_one_of, POOL_TAG, REQUEST_HOP_BY_HOP, RESPONSE_HOP_BY_HOP,
+};
+use http::header::{CONNECTION, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 
 /// `X-Forwarded-For`
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// Response headers that only concern one connection. `Transfer-Encoding`
-/// is left to Pingora, which re-frames the body itself.
+/// The policy's response hop-by-hop list as header names (`Connection`
+/// first). `Transfer-Encoding` is left to Pingora, which re-frames the body.
 static HOP_BY_HOP: [HeaderName; 6] = [
-    CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    TE,
-    PROXY_AUTHENTICATE,
-    UPGRADE,
+    HeaderName::from_static(RESPONSE_HOP_BY_HOP[0]),
+    HeaderName::from_static(RESPONSE_HOP_BY_HOP[1]),
+    HeaderName::from_static(RESPONSE_HOP_BY_HOP[2]),
+    HeaderName::from_static(RESPONSE_HOP_BY_HOP[3]),
+    HeaderName::from_static(RESPONSE_HOP_BY_HOP[4]),
+    HeaderName::from_static(RESPONSE_HOP_BY_HOP[5]),
 ];
+
+/// Remove from an upstream request the policy's hop-by-hop headers that
+/// Pingora's own request policy keeps (`Proxy-Authorization`, `TE`, …).
+/// One scan; a lookup only for names present.
+pub fn strip_request_hop_by_hop(req: &mut RequestHeader) {
+    let upgrade = req.headers.contains_key(http::header::UPGRADE);
+    let present: Vec<HeaderName> = req
+        .headers
+        .keys()
+        .filter(|k| is_one_of(k.as_str(), &REQUEST_HOP_BY_HOP))
+        // A tunnel needs `Connection: upgrade` to reach the backend.
+        .filter(|k| !(upgrade && *k == CONNECTION))
+        .cloned()
+        .collect();
+    for name in &present {
+        req.remove_header(name);
+    }
+}
 
 /// The request's host: `Host` header, else the URI authority (HTTP/2).
 pub fn request_host(req: &RequestHeader) -> Option<&str> {
@@ -40,30 +63,15 @@ pub fn add_forwarded(
     client_ip: Option<std::net::IpAddr>,
     tls: bool,
 ) -> pingora::Result<()> {
-    if let Some(ip) = client_ip {
-        let mut buf = IpText::default();
-        let ip = buf.format(ip);
-        // Earlier hops from every `X-Forwarded-For` line, in order, then
-        // this client (as the fast path writes it).
-        let mut prior = req
-            .headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .map(|v| v.as_bytes().trim_ascii())
-            .filter(|v| !v.is_empty())
-            .peekable();
-        let value = if prior.peek().is_none() {
-            HeaderValue::from_str(ip)
-        } else {
-            let mut joined = Vec::with_capacity(64);
-            for v in prior {
-                joined.extend_from_slice(v);
-                joined.extend_from_slice(b", ");
-            }
-            joined.extend_from_slice(ip.as_bytes());
-            HeaderValue::from_bytes(&joined)
-        };
-        if let Ok(value) = value {
+    // The policy's value (earlier hops, then this client), as one line.
+    let mut value = Vec::with_capacity(48);
+    let prior = req
+        .headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .map(|v| v.as_bytes());
+    if forwarded_for(prior, client_ip, &mut value) {
+        if let Ok(value) = HeaderValue::from_bytes(&value) {
             req.insert_header("X-Forwarded-For", value)?;
         }
     }
@@ -114,62 +122,6 @@ pub fn check_response_framing(resp: &mut ResponseHeader) -> Result<(), &'static 
         }
     }
     Ok(())
-}
-
-/// A stack buffer for an IP address in text form (at most 45 bytes, an
-/// IPv4-mapped IPv6 address).
-pub struct IpText {
-    buf: [u8; 48],
-}
-
-impl Default for IpText {
-    fn default() -> Self {
-        IpText { buf: [0; 48] }
-    }
-}
-
-impl IpText {
-    /// The address as text; IPv4 by hand (the common case), IPv6 by `fmt`.
-    pub fn format(&mut self, ip: std::net::IpAddr) -> &str {
-        use std::io::Write;
-        let len = match ip {
-            std::net::IpAddr::V4(v4) => {
-                let mut n = 0;
-                for (i, octet) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        self.buf[n] = b'.';
-                        n += 1;
-                    }
-                    n += write_u8(&mut self.buf[n..], octet);
-                }
-                n
-            }
-            std::net::IpAddr::V6(v6) => {
-                let mut cursor = std::io::Cursor::new(&mut self.buf[..]);
-                // 48 bytes hold any IPv6 address, so this cannot fail.
-                let _ = write!(cursor, "{v6}");
-                cursor.position() as usize
-            }
-        };
-        std::str::from_utf8(&self.buf[..len]).unwrap_or("")
-    }
-}
-
-/// Write `v` in decimal at the start of `out`; returns the length.
-fn write_u8(out: &mut [u8], v: u8) -> usize {
-    if v >= 100 {
-        out[0] = b'0' + v / 100;
-        out[1] = b'0' + (v / 10) % 10;
-        out[2] = b'0' + v % 10;
-        3
-    } else if v >= 10 {
-        out[0] = b'0' + v / 10;
-        out[1] = b'0' + v % 10;
-        2
-    } else {
-        out[0] = b'0' + v;
-        1
-    }
 }
 
 /// Header names listed in `Connection` headers, except the `keep-alive` and
@@ -226,7 +178,7 @@ pub fn strip_hop_by_hop(resp: &mut ResponseHeader) {
 /// Tag a response with the pool that served it.
 pub fn tag_pool(resp: &mut ResponseHeader, pool: &str) -> pingora::Result<()> {
     let v = HeaderValue::from_str(pool).unwrap_or(HeaderValue::from_static("unknown"));
-    resp.insert_header("X-Cutover-Pool", v)
+    resp.insert_header(POOL_TAG, v)
 }
 
 #[cfg(test)]
@@ -281,18 +233,21 @@ mod tests {
     }
 
     #[test]
-    fn addresses_format_like_display() {
-        for ip in [
-            "0.0.0.0",
-            "127.0.0.1",
-            "10.20.255.9",
-            "::1",
-            "2001:db8::7",
-            "::ffff:1.2.3.4",
-        ] {
-            let ip: std::net::IpAddr = ip.parse().unwrap();
-            assert_eq!(IpText::default().format(ip), ip.to_string());
-        }
+    fn the_policys_request_hop_by_hop_headers_go_and_an_upgrade_keeps_connection() {
+        let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
+        req.insert_header("proxy-authorization", "Basic eDp5")
+            .unwrap();
+        req.insert_header("te", "trailers").unwrap();
+        req.insert_header("x-kept", "1").unwrap();
+        strip_request_hop_by_hop(&mut req);
+        assert!(!req.headers.contains_key("proxy-authorization"));
+        assert!(!req.headers.contains_key("te"));
+        assert!(req.headers.contains_key("x-kept"));
+        let mut ws = RequestHeader::build("GET", b"/ws", None).unwrap();
+        ws.insert_header("connection", "upgrade").unwrap();
+        ws.insert_header("upgrade", "websocket").unwrap();
+        strip_request_hop_by_hop(&mut ws);
+        assert!(ws.headers.contains_key("connection"));
     }
 
     #[test]

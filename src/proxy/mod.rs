@@ -8,19 +8,16 @@
 //! and non-idempotent requests never once their body may have been sent.
 //! Passive failures feed outlier ejection.
 
-pub mod ctx;
 mod errors;
 pub mod headers;
-pub mod outcome;
-pub mod peer;
-pub mod select;
-mod sticky;
 
 use crate::control::Control;
 use crate::health::FailureKind;
+use crate::request::decide;
+use crate::request::retry::{Failed, Stage};
+use crate::request::Ctx;
 use crate::route::RequestView;
 use async_trait::async_trait;
-use ctx::Ctx;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -29,7 +26,7 @@ use pingora::{Error, ErrorType};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-pub use errors::{body_for, classify, error_response};
+pub use errors::classify;
 
 /// The proxy application.
 pub struct CutoverProxy {
@@ -95,7 +92,7 @@ impl ProxyHttp for CutoverProxy {
             path: req.uri.path(),
             headers: &req.headers,
         };
-        let Some(ri) = outcome::match_route(&snap, &view) else {
+        let Some(ri) = decide::match_route(&snap, &view) else {
             ctx.proxy_status = Some(404);
             errors::respond_plain(session, 404, false).await?;
             return Ok(true);
@@ -104,7 +101,7 @@ impl ProxyHttp for CutoverProxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        outcome::choose_pool(ctx, &snap, ri, &view, client_ip);
+        decide::choose_pool(ctx, &snap, ri, &view, client_ip);
         Ok(false)
     }
 
@@ -113,7 +110,7 @@ impl ProxyHttp for CutoverProxy {
         _session: &mut Session,
         ctx: &mut Ctx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        let Some((p, b)) = outcome::begin_attempt(ctx) else {
+        let Some((p, b)) = decide::begin_attempt(ctx) else {
             return Error::e_explain(
                 ErrorType::HTTPStatus(502),
                 "every backend of the route was tried",
@@ -149,11 +146,11 @@ impl ProxyHttp for CutoverProxy {
             return Ok(());
         }
         if let Err(why) = headers::check_response_framing(upstream_response) {
-            outcome::record_failure(ctx, FailureKind::Other);
+            decide::record_failure(ctx, FailureKind::Other, true);
             return Error::e_explain(ErrorType::HTTPStatus(502), why);
         }
         headers::strip_hop_by_hop(upstream_response);
-        outcome::record_answer(ctx, upstream_response.status.as_u16());
+        decide::record_answer(ctx, upstream_response.status.as_u16());
         Ok(())
     }
 
@@ -193,9 +190,17 @@ impl ProxyHttp for CutoverProxy {
     ) -> Box<Error> {
         let kind = classify(&e);
         crate::tls::diag::upstream_failed(ctx, kind, &e);
-        outcome::record_failure(ctx, kind);
-        // Nothing reached the backend: any request may go elsewhere.
-        e.set_retry(outcome::retries_allowed(ctx));
+        let failed = Failed {
+            kind,
+            stage: Stage::Connect,
+            idempotent: false,
+            resendable: true,
+            reused: false,
+            client_stalled: false,
+            fresh_retry_used: false,
+        };
+        let retry = decide::judge_failure(ctx, failed);
+        e.set_retry(retry);
         e
     }
 
@@ -205,29 +210,37 @@ impl ProxyHttp for CutoverProxy {
         session: &mut Session,
         e: Box<Error>,
         ctx: &mut Ctx,
-        _client_reused: bool,
+        upstream_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("backend {peer}"));
+        if e.esource() != &pingora::ErrorSource::Upstream {
+            // The client's side failed: nothing to judge a backend by.
+            e.set_retry(false);
+            return e;
+        }
         let kind = classify(&e);
         // Pingora streams a request body to the backend as it comes: a
         // backend that times out waiting for the rest of a stalled body is
-        // not at fault, and must not be ejected or fail the shift gate.
-        let client_stalled =
+        // not at fault.
+        ctx.client_stalled =
             kind == FailureKind::ReadTimeout && !session.as_downstream_mut().is_body_done();
-        ctx.client_stalled = client_stalled;
-        if e.esource() == &pingora::ErrorSource::Upstream && !client_stalled {
-            outcome::record_failure(ctx, kind);
-        }
-        let idempotent = session.req_header().method.is_idempotent();
-        let body_intact = !session.as_ref().retry_buffer_truncated();
-        let dead_before_response = !ctx.response_started
-            && session.response_written().is_none()
-            && matches!(kind, FailureKind::Reset)
-            && e.esource() == &pingora::ErrorSource::Upstream;
-        // Whether the connection was pooled or fresh, an idempotent request
-        // whose connection died before any response byte is safe to resend.
-        let retry =
-            idempotent && body_intact && dead_before_response && outcome::retries_allowed(ctx);
+        let answering = ctx.response_started || session.response_written().is_some();
+        let failed = Failed {
+            kind,
+            // Pingora does not say whether a failed write cut the head or
+            // the body short: a request it began sending counts as sent.
+            stage: if answering {
+                Stage::Answering
+            } else {
+                Stage::Sent
+            },
+            idempotent: session.req_header().method.is_idempotent(),
+            resendable: !session.as_ref().retry_buffer_truncated(),
+            reused: upstream_reused,
+            client_stalled: ctx.client_stalled,
+            fresh_retry_used: false,
+        };
+        let retry = decide::judge_failure(ctx, failed);
         e.set_retry(retry);
         e
     }
@@ -258,7 +271,7 @@ impl ProxyHttp for CutoverProxy {
             None => ctx.proxy_status.filter(|s| *s > 0).unwrap_or(499),
         };
         let req = session.req_header();
-        let done = outcome::Finished {
+        let done = decide::Finished {
             client: session.client_addr().and_then(|a| a.as_inet()).copied(),
             method: req.method.as_str(),
             host: headers::request_host(req).unwrap_or(""),
@@ -266,6 +279,6 @@ impl ProxyHttp for CutoverProxy {
             status,
             bytes: session.as_downstream().body_bytes_sent(),
         };
-        outcome::finish(&self.control, ctx, &done);
+        decide::finish(&self.control, ctx, &done);
     }
 }

@@ -4,7 +4,7 @@
 
 use super::reason::Reason;
 use crate::health::{BackendState, FailureKind};
-use crate::proxy::ctx::Ctx;
+use crate::request::Ctx;
 use std::error::Error as StdError;
 use tracing::warn;
 

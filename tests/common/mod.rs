@@ -42,9 +42,23 @@ pub fn addrs(backends: &[&Backend]) -> String {
         .join(", ")
 }
 
-/// The standard test `[proxy]` and `[admin]` sections (port 0 everywhere).
+/// The standard test `[proxy]` and `[admin]` sections (port 0 everywhere),
+/// with the request path this run tests (see [`fast_path_line`]).
 pub fn base_config() -> String {
-    "[proxy]\nlisten = [\"127.0.0.1:0\"]\nthreads = 1\nconnect_timeout = \"500ms\"\nread_timeout = \"3s\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n".to_string()
+    format!(
+        "[proxy]\nlisten = [\"127.0.0.1:0\"]\nthreads = 1\nconnect_timeout = \"500ms\"\nread_timeout = \"3s\"\n{}\n[admin]\nlisten = \"127.0.0.1:0\"\n\n",
+        fast_path_line()
+    )
+}
+
+/// `fast_path = false` when the suite runs with `CUTOVER_TEST_FAST_PATH=false`
+/// (scripts/test.sh runs the behaviour suites once on each request path),
+/// else nothing (the default, cutover's own path where it applies).
+pub fn fast_path_line() -> &'static str {
+    match std::env::var("CUTOVER_TEST_FAST_PATH") {
+        Ok(v) if v == "false" => "fast_path = false\n",
+        _ => "",
+    }
 }
 
 /// The timestamp of a log line (tracing's RFC 3339 prefix).

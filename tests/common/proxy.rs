@@ -118,6 +118,18 @@ impl ProxyProc {
         } else {
             format!("[admin]\nlisten = \"127.0.0.1:0\"\n\n{config}")
         };
+        // `CUTOVER_TEST_FAST_PATH=false` runs a suite through Pingora's
+        // request path only (scripts/test.sh runs the behaviour suites
+        // both ways), unless the test sets `fast_path` itself.
+        let config = if config.contains("fast_path") {
+            config
+        } else {
+            config.replacen(
+                "[proxy]\n",
+                &format!("[proxy]\n{}", super::fast_path_line()),
+                1,
+            )
+        };
         std::fs::write(&config_path, config).expect("write config");
         Self::start_in(dir, config_path, args, env)
     }

@@ -1,4 +1,5 @@
-//! The per-request context carried through Pingora's phases.
+//! The per-request context: what one request works from and has done so
+//! far, carried through either request path.
 
 use super::select::Tried;
 use crate::control::InFlight;
@@ -36,6 +37,10 @@ pub struct Ctx {
     pub proxy_status: Option<u16>,
     /// The backend timed out while the client's body was still coming.
     pub client_stalled: bool,
+    /// The next attempt goes to the same backend, on a fresh connection.
+    pub fresh_retry: bool,
+    /// This request had its one fresh-connection retry.
+    pub fresh_retry_used: bool,
     /// Counts the request as in flight until dropped.
     pub _in_flight: Option<InFlight>,
 }
@@ -57,6 +62,8 @@ impl Ctx {
             last_failure: None,
             proxy_status: None,
             client_stalled: false,
+            fresh_retry: false,
+            fresh_retry_used: false,
             _in_flight: in_flight,
         }
     }

@@ -2,8 +2,8 @@
 //! snapshot with every timeout set (Pingora's defaults have none) and cloned
 //! per attempt.
 
+use super::BuildError;
 use crate::config::{PoolConfig, ProxySettings};
-use crate::snapshot::BuildError;
 use pingora::protocols::ALPN;
 use pingora::upstreams::peer::HttpPeer;
 use std::net::SocketAddr;

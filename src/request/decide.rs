@@ -1,9 +1,7 @@
-//! The request path's decisions and bookkeeping, shared by Pingora's proxy
-//! ([`super::CutoverProxy`]) and cutover's own HTTP/1 fast path
-//! ([`crate::fast`]): route and pool choice, the start of each attempt,
-//! failures and their ejections, a backend's answer, and the final count
-//! (metrics and access log). Keeping them in one place keeps the two paths
-//! from drifting apart.
+//! The request's decisions and bookkeeping, the same for every request
+//! path ([`crate::fast`], [`crate::proxy`]): route and pool choice, the
+//! start of each attempt, failures and their ejections, a backend's answer,
+//! and the final count (metrics and access log).
 
 use super::ctx::Ctx;
 use super::{select, sticky};
@@ -63,27 +61,66 @@ pub fn choose_pool(
     ctx.pool = Some(select::choose_pool(route, &snap.pools, bucket, forced, now));
 }
 
-/// Start the next attempt: pick an untried backend and count it. `None`
-/// when every backend of the route was tried.
+/// Start the next attempt: pick an untried backend and count it (or, after
+/// [`retry_same_backend`], the same backend again, not counted as a retry).
+/// `None` when every backend of the route was tried.
 pub fn begin_attempt(ctx: &mut Ctx) -> Option<(usize, usize)> {
     ctx.end_attempt();
     let (Some(snap), Some(ri), Some(pool)) = (ctx.snap.as_ref(), ctx.route, ctx.pool) else {
         return None;
     };
     let route = &snap.routes[ri];
-    let (p, b) = select::next_backend(snap, route, pool, &ctx.tried, now_ms())?;
-    if !ctx.tried.is_empty() {
-        route.stats.retries.fetch_add(1, Relaxed);
-    }
+    let same = std::mem::take(&mut ctx.fresh_retry)
+        .then(|| ctx.tried.last())
+        .flatten();
+    let (p, b) = match same {
+        Some(pb) => pb,
+        None => {
+            let pb = select::next_backend(snap, route, pool, &ctx.tried, now_ms())?;
+            if !ctx.tried.is_empty() {
+                route.stats.retries.fetch_add(1, Relaxed);
+            }
+            ctx.tried.push(pb.0, pb.1);
+            pb
+        }
+    };
     let backend = &snap.pools[p].backends[b];
     backend.state.stats.attempts.fetch_add(1, Relaxed);
     backend.state.stats.in_flight.fetch_add(1, Relaxed);
-    ctx.tried.push(p, b);
     ctx.current = Some((p, b));
     ctx.served_pool = Some(p);
     ctx.attempt_started = Some(std::time::Instant::now());
     ctx.response_started = false;
     Some((p, b))
+}
+
+/// The next attempt goes to the same backend on a fresh connection (the
+/// retry rule's [`Retry::SameBackend`](super::retry::Retry::SameBackend)):
+/// once per request, and not counted against `retries`.
+pub fn retry_same_backend(ctx: &mut Ctx) {
+    ctx.fresh_retry = true;
+    ctx.fresh_retry_used = true;
+}
+
+/// Ask the retry rule about a failed attempt, and count the failure against
+/// the backend if the rule blames it. Returns whether to try again (the
+/// next attempt's backend then comes from [`begin_attempt`]).
+pub fn judge_failure(ctx: &mut Ctx, failed: super::retry::Failed) -> bool {
+    use super::retry::{judge, Retry};
+    let failed = super::retry::Failed {
+        fresh_retry_used: ctx.fresh_retry_used,
+        ..failed
+    };
+    let decision = judge(&failed);
+    record_failure(ctx, failed.kind, decision.blame);
+    match decision.retry {
+        Retry::SameBackend => {
+            retry_same_backend(ctx);
+            true
+        }
+        Retry::NextBackend => retries_allowed(ctx),
+        Retry::No => false,
+    }
 }
 
 /// Whether another attempt is allowed after the ones made.
@@ -92,14 +129,26 @@ pub fn retries_allowed(ctx: &Ctx) -> bool {
     ctx.attempts() <= retries
 }
 
-/// Count a failed attempt against its backend; eject it if it is an outlier.
-pub fn record_failure(ctx: &mut Ctx, kind: FailureKind) {
+/// Record a failed attempt. If `blame` (see [`super::retry`]), it counts
+/// against its backend (ejecting an outlier) and in the shift gate's
+/// window; otherwise (a pooled connection found closed, a backend waiting
+/// on a stalled client) it is only logged.
+pub fn record_failure(ctx: &mut Ctx, kind: FailureKind, blame: bool) {
     ctx.last_failure = Some(kind);
     let (Some(snap), Some((p, b))) = (ctx.snap.as_ref(), ctx.current) else {
         return;
     };
     let pool = &snap.pools[p];
     let backend = &pool.backends[b];
+    if !blame {
+        tracing::debug!(
+            pool = %pool.name,
+            backend = %backend.addr,
+            kind = kind.as_str(),
+            "attempt failed (not the backend's fault)"
+        );
+        return;
+    }
     let now = now_ms();
     if kind != FailureKind::Status5xx {
         // A 5xx answer is counted with the other answers, in `record_answer`.
@@ -143,7 +192,7 @@ pub fn record_answer(ctx: &mut Ctx, status: u16) {
         }
     }
     match status {
-        502..=504 => record_failure(ctx, FailureKind::Status5xx),
+        502..=504 => record_failure(ctx, FailureKind::Status5xx, true),
         _ => {
             if let (Some(snap), Some((p, b))) = (ctx.snap.as_ref(), ctx.current) {
                 snap.pools[p].backends[b].state.record_success(now_ms());
@@ -201,7 +250,7 @@ pub fn finish(control: &Control, ctx: &mut Ctx, done: &Finished<'_>) {
                 route: ctx.route.map_or("", |r| &*snap.routes[r].name),
                 pool: pool.map_or("", |p| &*snap.pools[p].name),
                 backend,
-                attempts: ctx.attempts(),
+                attempts: ctx.attempts() + usize::from(ctx.fresh_retry_used),
                 upstream_ms: ctx.upstream_ms,
                 total_ms: elapsed.as_secs_f64() * 1000.0,
                 bytes: done.bytes,

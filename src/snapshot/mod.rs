@@ -10,6 +10,8 @@
 //! `Arc`s shared across snapshots, keyed by what it describes, in the
 //! [`Registry`].
 
+pub mod peer;
+
 use crate::access_log::AccessLog;
 use crate::config::{Config, HealthCheck, Outlier, PoolConfig, RouteMatch, Sticky};
 use crate::health::BackendState;
