@@ -27,6 +27,7 @@ pub mod control;
 pub mod demo;
 pub mod fast;
 pub mod health;
+pub mod lifecycle;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;

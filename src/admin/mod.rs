@@ -19,6 +19,8 @@
 //! `Authorization: Bearer <token>` (401 otherwise; compared in constant
 //! time, never logged). Mutations take POST or PUT; a GET gets 405.
 
+mod families;
+
 pub mod server;
 mod status;
 
@@ -190,7 +192,7 @@ impl AdminApi {
                 body: self
                     .control
                     .metrics
-                    .render(&self.control.snapshot(), Vec::new())
+                    .render(families::live_families(&self.control.snapshot()))
                     .into_bytes(),
             },
             ["reload"] => self.reload().await,

@@ -23,7 +23,7 @@
 //! deadline).
 
 use crate::chunked::ChunkedEnd;
-use crate::control::{Lifecycle, OpenConnection};
+use crate::lifecycle::{Lifecycle, OpenConnection};
 use async_trait::async_trait;
 use check::{BodyFraming, Rules};
 use pingora::protocols::{Peek, Stream, ALPN};

@@ -16,6 +16,7 @@ pub use shift::{ShiftError, TICK};
 
 use crate::access_log::AccessLog;
 use crate::config::Config;
+pub use crate::lifecycle::{InFlight, Lifecycle, OpenConnection};
 use crate::metrics::Metrics;
 use crate::shift::persist;
 use crate::snapshot::{self, BuildError, BuildInputs, Registry, Snapshot};
@@ -23,56 +24,8 @@ use crate::tls::edge::EdgeTls;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
-
-/// Process lifecycle flags read by `/readyz` and the drain logic.
-#[derive(Debug, Default)]
-pub struct Lifecycle {
-    /// Listeners are bound and the config is loaded.
-    pub ready: AtomicBool,
-    /// Shutting down: no longer ready, finishing in-flight requests.
-    pub draining: AtomicBool,
-    /// Requests being proxied right now.
-    pub in_flight: AtomicUsize,
-    /// Open client connections.
-    pub connections: AtomicUsize,
-}
-
-/// Counts a client connection as open for as long as it lives.
-#[derive(Debug)]
-pub struct OpenConnection(Arc<Lifecycle>);
-
-impl OpenConnection {
-    /// Count one more open connection.
-    pub fn new(lifecycle: &Arc<Lifecycle>) -> OpenConnection {
-        lifecycle.connections.fetch_add(1, Ordering::Relaxed);
-        OpenConnection(lifecycle.clone())
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Release);
-    }
-}
-
-impl Lifecycle {
-    /// Whether `/readyz` should say 200.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed) && !self.draining.load(Ordering::Relaxed)
-    }
-}
-
-/// Counts a request as in flight for as long as it lives.
-pub struct InFlight(Arc<Control>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.lifecycle.in_flight.fetch_sub(1, Ordering::Release);
-    }
-}
 
 /// The outcome of the last reload attempt, for `/status`.
 #[derive(Debug, Clone)]
@@ -161,13 +114,17 @@ impl Control {
             },
             None => persist::StateFile::default(),
         };
+        // A record in the form older versions wrote is honoured, and the
+        // file written again in the current form.
+        let mut rewrite = false;
         let routes = config
             .routes
             .iter()
             .map(|r| {
                 let rc = match saved.routes.get(&r.name) {
-                    Some(rec) if rec.definition == route_definition(&config, r) => {
+                    Some(rec) if routes::same_route(&rec.definition, &config, r) => {
                         tracing::info!(route = %r.name, "restored the route's shift and operator decisions from the state file");
+                        rewrite |= rec.definition != route_definition(&config, r);
                         restore(&config, r, rec, now)
                     }
                     _ => RouteControl::fresh(&config, r, now),
@@ -200,7 +157,7 @@ impl Control {
             .collect::<Result<Vec<_>, _>>()?;
         metrics.reloads.with_label_values(&["ok"]).inc();
         metrics.last_reload_success.set(unix_seconds(st.loaded_at));
-        Ok(Arc::new(Control {
+        let control = Arc::new(Control {
             current: ArcSwap::from_pointee(snap),
             registry,
             state: Mutex::new(st),
@@ -208,7 +165,11 @@ impl Control {
             metrics,
             edge_tls,
             published: tokio::sync::watch::Sender::new(1),
-        }))
+        });
+        if rewrite {
+            control.persist(&control.lock());
+        }
+        Ok(control)
     }
 
     fn build(
@@ -288,9 +249,8 @@ impl Control {
     }
 
     /// Start counting a request as in flight.
-    pub fn begin_request(self: &Arc<Self>) -> InFlight {
-        self.lifecycle.in_flight.fetch_add(1, Ordering::Acquire);
-        InFlight(self.clone())
+    pub fn begin_request(&self) -> InFlight {
+        InFlight::new(&self.lifecycle)
     }
 
     /// Replace the config (a reload): resolves names, builds, swaps. On error
@@ -371,5 +331,15 @@ impl Control {
     /// Watch snapshot publications (the value is the generation).
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.published.subscribe()
+    }
+}
+
+impl crate::health::checker::SnapshotSource for Control {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        Control::snapshot(self)
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        Control::subscribe(self)
     }
 }

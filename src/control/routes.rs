@@ -44,8 +44,69 @@ impl RouteControl {
 }
 
 /// What identifies a route's split and shift: runtime decisions about the
-/// route are kept across a reload only while this stays the same.
+/// route (shift progress, an operator's split) are kept across a reload or
+/// a restart only while this stays the same. An explicit, versioned text —
+/// each part named, only the gate settings that are set — so that a new
+/// version of cutover (a new field in the config types) reads the same
+/// route the same way; see [`same_route`] for files written before it.
 pub fn route_definition(config: &Config, route: &RouteConfig) -> String {
+    use std::fmt::Write;
+    let pool = |i: usize| config.pools[i].name.as_str();
+    let mut out = String::from("v2 split=");
+    for (i, e) in route.split.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(out, "{sep}{}:{}", pool(e.pool), e.weight);
+    }
+    let Some(s) = &route.shift else {
+        return out;
+    };
+    let steps: Vec<String> = s.steps.iter().map(f64::to_string).collect();
+    let start = s
+        .start_at
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or("-".to_string(), |d| d.as_millis().to_string());
+    let _ = write!(
+        out,
+        " shift=to:{},from:{},steps:{},hold_ms:{},start_ms:{start}",
+        pool(s.to),
+        pool(s.from),
+        steps.join("/"),
+        s.hold.as_millis()
+    );
+    if let Some(g) = &s.gate {
+        out.push_str(",gate:");
+        let mut parts = Vec::new();
+        if let Some(v) = g.max_error_rate {
+            parts.push(format!("max_error_rate={v}"));
+        }
+        if let Some(v) = g.max_p99 {
+            parts.push(format!("max_p99_ms={}", v.as_millis()));
+        }
+        if let Some(v) = g.max_p99_ratio {
+            parts.push(format!("max_p99_ratio={v}"));
+        }
+        parts.push(format!("min_requests={}", g.min_requests));
+        parts.push(format!("on_breach={:?}", g.on_breach).to_lowercase());
+        out.push_str(&parts.join(";"));
+    }
+    out
+}
+
+/// Whether a persisted `definition` belongs to `route` as configured now:
+/// the current form, or the form cutover wrote before it had one
+/// ([`legacy_definition`]), so a state file from an older version is still
+/// honoured after an upgrade.
+pub fn same_route(definition: &str, config: &Config, route: &RouteConfig) -> bool {
+    if definition.starts_with("v2 ") {
+        definition == route_definition(config, route)
+    } else {
+        definition == legacy_definition(config, route)
+    }
+}
+
+/// The route definition as versions before the explicit form wrote it (the
+/// `Debug` text of the split and shift). Only read, never written.
+fn legacy_definition(config: &Config, route: &RouteConfig) -> String {
     let pool = |i: usize| config.pools[i].name.as_str();
     let split: Vec<(&str, f64)> = route
         .split

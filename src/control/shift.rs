@@ -132,9 +132,8 @@ impl Control {
             };
             let window = gate::window_for(cfg.hold);
             let figures = |pool: usize| {
-                self.metrics
-                    .route_pool(&route.name, &config.pools[pool].name)
-                    .window
+                self.registry
+                    .window(&route.name, &config.pools[pool].name)
                     .figures(now_ms, window, rc.gate_since_ms)
             };
             let verdict = gate::evaluate(gate_cfg, figures(cfg.to), figures(cfg.from));

@@ -149,7 +149,7 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
         status: answer.status,
         bytes: answer.bytes,
     };
-    decide::finish(control, &mut ctx, &done);
+    decide::finish(&control.metrics, &mut ctx, &done);
     if answer.keep_alive {
         Served::KeepAlive
     } else {

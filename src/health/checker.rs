@@ -10,7 +10,7 @@
 use super::Transition;
 use crate::clock::now_ms;
 use crate::config::{HealthCheck, Probe};
-use crate::control::Control;
+use crate::snapshot::Snapshot;
 use crate::tls::reason::Reason;
 use pingora::server::ShutdownWatch;
 use std::collections::{HashMap, HashSet};
@@ -23,8 +23,18 @@ use tracing::{info, warn};
 
 type Key = (Arc<str>, Arc<str>);
 
+/// What the checker needs of the control plane, and no more: the current
+/// snapshot (which backends to probe, and their state to update), and news
+/// that a new one was published.
+pub trait SnapshotSource: Send + Sync + 'static {
+    /// The current snapshot.
+    fn snapshot(&self) -> Arc<Snapshot>;
+    /// A receiver that changes whenever a new snapshot is published.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
 /// Run the checker until `shutdown` turns true.
-pub async fn run(control: Arc<Control>, mut shutdown: ShutdownWatch) {
+pub async fn run<S: SnapshotSource>(control: Arc<S>, mut shutdown: ShutdownWatch) {
     let mut loops: HashMap<Key, JoinHandle<()>> = HashMap::new();
     let mut published = control.subscribe();
     loop {
@@ -39,7 +49,7 @@ pub async fn run(control: Arc<Control>, mut shutdown: ShutdownWatch) {
     }
 }
 
-fn reconcile(control: &Arc<Control>, loops: &mut HashMap<Key, JoinHandle<()>>) {
+fn reconcile<S: SnapshotSource>(control: &Arc<S>, loops: &mut HashMap<Key, JoinHandle<()>>) {
     let snap = control.snapshot();
     let mut wanted = HashSet::new();
     for pool in snap.pools.iter().filter(|p| p.health.is_some()) {
@@ -64,7 +74,7 @@ fn reconcile(control: &Arc<Control>, loops: &mut HashMap<Key, JoinHandle<()>>) {
 /// TLS for probes of one pool: its settings and the client config made from them.
 type ProbeTls = (crate::config::UpstreamTls, Arc<rustls::ClientConfig>);
 
-async fn probe_loop(control: Arc<Control>, (pool_name, addr): Key) {
+async fn probe_loop<S: SnapshotSource>(control: Arc<S>, (pool_name, addr): Key) {
     let mut tls_cache: Option<ProbeTls> = None;
     loop {
         let started = tokio::time::Instant::now();

@@ -279,6 +279,6 @@ impl ProxyHttp for CutoverProxy {
             status,
             bytes: session.as_downstream().body_bytes_sent(),
         };
-        decide::finish(&self.control, ctx, &done);
+        decide::finish(&self.control.metrics, ctx, &done);
     }
 }

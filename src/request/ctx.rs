@@ -2,8 +2,8 @@
 //! far, carried through either request path.
 
 use super::select::Tried;
-use crate::control::InFlight;
 use crate::health::FailureKind;
+use crate::lifecycle::InFlight;
 use crate::snapshot::Snapshot;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;

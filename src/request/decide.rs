@@ -6,10 +6,11 @@
 use super::ctx::Ctx;
 use super::{select, sticky};
 use crate::clock::now_ms;
-use crate::control::Control;
 use crate::health::FailureKind;
+use crate::metrics::Metrics;
 use crate::metrics::RoutePoolMetrics;
 use crate::route::RequestView;
+use crate::shift::window::Window;
 use crate::snapshot::Snapshot;
 use crate::split;
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +23,13 @@ pub fn route_pool_metrics(snap: &Snapshot, ri: usize, p: usize) -> Option<&Arc<R
     let route = snap.routes.get(ri)?;
     let slot = route.slots.iter().position(|s| s.pool == p)?;
     route.metrics.get(slot)
+}
+
+/// The shift gate's window of route `ri` for pool `p`.
+fn route_pool_window(snap: &Snapshot, ri: usize, p: usize) -> Option<&Window> {
+    let route = snap.routes.get(ri)?;
+    let slot = route.slots.iter().position(|s| s.pool == p)?;
+    route.windows.get(slot).map(|w| &**w)
 }
 
 /// The route taking `view`, or `None` (a 404).
@@ -152,8 +160,8 @@ pub fn record_failure(ctx: &mut Ctx, kind: FailureKind, blame: bool) {
     let now = now_ms();
     if kind != FailureKind::Status5xx {
         // A 5xx answer is counted with the other answers, in `record_answer`.
-        if let Some(m) = ctx.route.and_then(|r| route_pool_metrics(snap, r, p)) {
-            m.window.record_failure(now);
+        if let Some(w) = ctx.route.and_then(|r| route_pool_window(snap, r, p)) {
+            w.record_failure(now);
         }
     }
     warn!(
@@ -186,9 +194,9 @@ pub fn record_answer(ctx: &mut Ctx, status: u16) {
     ctx.response_started = true;
     ctx.upstream_ms = ctx.attempt_started.map(|t| t.elapsed().as_millis() as u64);
     if let (Some(snap), Some(ri), Some((p, _))) = (ctx.snap.as_ref(), ctx.route, ctx.current) {
-        if let Some(m) = route_pool_metrics(snap, ri, p) {
+        if let Some(w) = route_pool_window(snap, ri, p) {
             let latency = std::time::Duration::from_millis(ctx.upstream_ms.unwrap_or(0));
-            m.window.record(now_ms(), status >= 500, latency);
+            w.record(now_ms(), status >= 500, latency);
         }
     }
     match status {
@@ -218,7 +226,7 @@ pub struct Finished<'a> {
 }
 
 /// Count a finished request in the metrics and the access log.
-pub fn finish(control: &Control, ctx: &mut Ctx, done: &Finished<'_>) {
+pub fn finish(metrics: &Metrics, ctx: &mut Ctx, done: &Finished<'_>) {
     ctx.end_attempt();
     let Some(snap) = ctx.snap.as_ref() else {
         return;
@@ -231,7 +239,7 @@ pub fn finish(control: &Control, ctx: &mut Ctx, done: &Finished<'_>) {
                 m.observe(done.status, elapsed.as_secs_f64());
             }
         }
-        (None, _) => control.metrics.unmatched.inc(),
+        (None, _) => metrics.unmatched.inc(),
         _ => {}
     }
     if let Some(log) = &snap.access_log {

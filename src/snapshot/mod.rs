@@ -16,6 +16,7 @@ use crate::access_log::AccessLog;
 use crate::config::{Config, HealthCheck, Outlier, PoolConfig, RouteMatch, Sticky};
 use crate::health::BackendState;
 use crate::metrics::{Metrics, RoutePoolMetrics};
+use crate::shift::window::Window;
 use crate::split;
 use http::HeaderName;
 use pingora::upstreams::peer::HttpPeer;
@@ -60,6 +61,10 @@ pub struct RouteRt {
     pub stats: Arc<RouteStats>,
     /// Request metrics per slot (same order as `slots`).
     pub metrics: Vec<Arc<RoutePoolMetrics>>,
+    /// Per slot (same order as `slots`), the attempts on that pool for this
+    /// route over the last minute: what the shift gate judges. Shared across
+    /// snapshots.
+    pub windows: Vec<Arc<Window>>,
     /// Where its shift is, if it has one.
     pub shift: Option<ShiftView>,
 }
@@ -217,6 +222,8 @@ pub struct Registry {
     route_seq: Mutex<HashMap<String, Arc<AtomicU64>>>,
     route_stats: Mutex<HashMap<String, Arc<RouteStats>>>,
     pool_seq: Mutex<HashMap<String, Arc<AtomicU64>>>,
+    /// The gate's windows, by `route/pool`.
+    windows: Mutex<HashMap<String, Arc<Window>>>,
 }
 
 impl Registry {
@@ -236,6 +243,12 @@ impl Registry {
     fn shared<T: Default>(map: &Mutex<HashMap<String, Arc<T>>>, name: &str) -> Arc<T> {
         let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(name.to_string()).or_default().clone()
+    }
+
+    /// The gate's window of `pool`'s attempts on `route`, created on first
+    /// sight.
+    pub fn window(&self, route: &str, pool: &str) -> Arc<Window> {
+        Registry::shared(&self.windows, &format!("{route}/{pool}"))
     }
 
     /// Forget state of backends, routes and pools `config` no longer has.
@@ -263,6 +276,14 @@ impl Registry {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|k, _| config.pools.iter().any(|p| &p.name == k));
+        self.windows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, _| {
+                k.split_once('/').is_some_and(|(r, p)| {
+                    has_route(&r.to_string()) && config.pools.iter().any(|c| c.name == p)
+                })
+            });
     }
 }
 
@@ -362,8 +383,13 @@ pub fn build(
                     .route_pool(&r.name, &config.pools[s.pool].name)
             })
             .collect();
+        let windows = slots
+            .iter()
+            .map(|s| registry.window(&r.name, &config.pools[s.pool].name))
+            .collect();
         routes.push(RouteRt {
             metrics,
+            windows,
             shift: inputs.shifts.get(i).copied().flatten(),
             name: r.name.as_str().into(),
             matcher: r.matcher.clone(),
