@@ -7,6 +7,8 @@
 //! that proxying a request takes). Run with
 //! `cargo bench --bench hot_path`; `scripts/bench.sh` runs the load
 //! comparison against nginx and HAProxy.
+// Test and bench code may unwrap: a panic there fails the run, not a proxy.
+#![allow(clippy::unwrap_used)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use cutover::access_log::{format, Entry};

@@ -13,6 +13,8 @@
 //! Pingora user would.
 //!
 //! Usage: `bare_pingora LISTEN THREADS BACKEND...`
+// Test and bench code may unwrap: a panic there fails the run, not a proxy.
+#![allow(clippy::unwrap_used)]
 
 use async_trait::async_trait;
 use pingora::modules::http::HttpModules;

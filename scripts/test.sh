@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: formatting, lints, unit, property and
+# The whole test suite, as CI runs it: formatting, lints, docs, unit, property and
 # end-to-end tests (real sockets, the real binary). Installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +7,7 @@ scripts/setup.sh test
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 cargo test --locked --all-targets
 # The behaviour suites once more, every request through Pingora's path
 # (`fast_path = false`): one list of cases, both request paths. (The edge

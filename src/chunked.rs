@@ -11,7 +11,7 @@
 /// The body's chunk framing is broken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("malformed chunked body")]
-pub struct ChunkError;
+pub(crate) struct ChunkError;
 
 /// Chunk sizes above this are refused (no real body comes near).
 const MAX_CHUNK: u64 = 1 << 48;
@@ -59,7 +59,7 @@ fn vchar_or_ws(b: u8) -> bool {
 
 /// Tracks chunk framing across the reads of one body.
 #[derive(Debug, Clone)]
-pub struct ChunkedEnd {
+pub(crate) struct ChunkedEnd {
     state: State,
 }
 
@@ -71,13 +71,13 @@ impl Default for ChunkedEnd {
 
 impl ChunkedEnd {
     /// Whether the whole body has been seen.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
     /// Feed the next bytes of the body; returns how many of them belong to it
     /// once its end is among them.
-    pub fn feed(&mut self, data: &[u8]) -> Result<Option<usize>, ChunkError> {
+    pub(crate) fn feed(&mut self, data: &[u8]) -> Result<Option<usize>, ChunkError> {
         let mut i = 0;
         while i < data.len() {
             if let State::Data(left) = self.state {

@@ -1,39 +1,53 @@
 //! cutover: a Layer-7 load balancer that moves live traffic from old backends
 //! to new ones step by step, watches the new pool, and rolls back on its own.
 //!
-//! Module map:
-//! - [`config`]: the config file, parsed and validated into [`config::Config`].
-//! - [`split`], [`route`]: the pure core — split arithmetic and request matching.
-//! - [`health`]: backend health state (rise/fall, ejection) and the checker.
-//! - [`snapshot`], [`control`]: the immutable per-request snapshot and the
-//!   control plane that publishes it.
-//! - [`proxy`]: the Pingora request path.
-//! - [`fast`]: cutover's own HTTP/1 path for the common request.
-//! - [`conn`]: the client connection guard: deadlines, limits, the head
-//!   check and request framing for both request paths.
-//! - [`chunked`]: strict chunked framing, shared by the guard and the fast path.
-//! - [`app`]: wiring it all into a Pingora server; signals and shutdown.
-//! - [`tls`]: loading and checking certificates and keys.
+//! The layers, each depending only on those above it (README,
+//! "Architecture", draws the same map):
+//!
+//! - **Pure core** — [`split`] (buckets, weighted sequences, sticky hashes),
+//!   [`route`] (request matching), `shift` (the shift state machine, the
+//!   gate and its window), `chunked` (strict chunked framing).
+//! - **Config** — [`config`]: the file, parsed and validated, with
+//!   `FILE:LINE:COL` errors.
+//! - **State** — `snapshot` (the immutable per-request snapshot and its
+//!   builder, backend peers included), `health` (per-backend health and the
+//!   checker), `metrics` (request metrics), `lifecycle` (ready, draining,
+//!   what is open), [`access_log`].
+//! - **Request core** — [`request`]: the context, the decisions, the retry
+//!   rule, the proxy's own answers and the header policy, shared by every
+//!   request path.
+//! - **Adapters** — `conn` (the client connection guard: deadlines, limits,
+//!   the head check, request framing), [`fast`] (cutover's own HTTP/1
+//!   path), `proxy` (Pingora's path). The adapters depend on the request
+//!   core, never on each other.
+//! - **Control plane** — [`control`] (publishes snapshots: reloads, shift
+//!   ticks, operator actions), `reload` (the file watcher).
+//! - **Edge of the process** — `admin` (the admin API and scrape-time
+//!   metrics), `app` (listeners, accept loop, signals, upgrade), `tls`,
+//!   `demo`, [`cli`].
+//!
+//! Public modules are those the binary, the benches and the tests use; the
+//! rest is private to the crate.
 
 pub mod access_log;
-pub mod admin;
-pub mod app;
-pub mod chunked;
+mod admin;
+mod app;
+mod chunked;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod conn;
+mod conn;
 pub mod control;
-pub mod demo;
+mod demo;
 pub mod fast;
-pub mod health;
-pub mod lifecycle;
-pub mod metrics;
-pub mod proxy;
-pub mod reload;
+mod health;
+mod lifecycle;
+mod metrics;
+mod proxy;
+mod reload;
 pub mod request;
 pub mod route;
-pub mod shift;
-pub mod snapshot;
+mod shift;
+mod snapshot;
 pub mod split;
-pub mod tls;
+mod tls;

@@ -1,6 +1,7 @@
 //! The admin endpoint through real sockets: every endpoint, the auth matrix,
 //! a manual split and a drain seen by a real client, metrics after real
 //! traffic (checked with `promtool`), access log lines, `cutover status`.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! fails with the position, field and message its first line announces:
 //! `# expect: LINE:COL FIELD :: fragment`. Checked through the library and
 //! through `cutover check` / `cutover run` (exit code 1, one-line error).
+// Test and bench code may unwrap: a panic there fails the run, not a proxy.
+#![allow(clippy::unwrap_used)]
 
 use cutover::config::Config;
 use std::path::{Path, PathBuf};

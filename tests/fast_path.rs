@@ -3,6 +3,8 @@
 //! and found dead, pipelining, informational heads, broken answers. The
 //! backend here is scripted at the byte level, to send what well-behaved
 //! servers (the hyper backends of the other tests) never do.
+// Test and bench code may unwrap: a panic there fails the run, not a proxy.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -17,7 +17,7 @@ fn label(name: &str, value: &str) -> LabelPair {
 }
 
 /// Build a family of counters or gauges from `(labels, value)` samples.
-pub fn family(
+pub(super) fn family(
     name: &str,
     help: &str,
     kind: MetricType,
@@ -49,7 +49,7 @@ pub fn family(
 }
 
 /// Metrics read from live state at scrape time.
-pub fn live_families(snap: &Snapshot) -> Vec<MetricFamily> {
+pub(super) fn live_families(snap: &Snapshot) -> Vec<MetricFamily> {
     let now = now_ms();
     let mut failures = Vec::new();
     let mut healthy = Vec::new();

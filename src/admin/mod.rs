@@ -21,7 +21,7 @@
 
 mod families;
 
-pub mod server;
+pub(crate) mod server;
 mod status;
 
 use crate::control::{Control, ShiftError, SplitError};
@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 /// A request to the admin API.
 #[derive(Debug, Clone)]
-pub struct AdminRequest {
+pub(crate) struct AdminRequest {
     /// Method.
     pub method: Method,
     /// Path (no query).
@@ -48,7 +48,7 @@ pub struct AdminRequest {
 
 /// The admin API's answer.
 #[derive(Debug, Clone)]
-pub struct AdminResponse {
+pub(crate) struct AdminResponse {
     /// Status code.
     pub status: u16,
     /// `Content-Type`.
@@ -75,14 +75,15 @@ impl AdminResponse {
         AdminResponse::json(status, json!({ "error": message.to_string() }))
     }
 
-    /// The body as JSON (for tests and `cutover status`).
-    pub fn json_body(&self) -> Option<Value> {
+    /// The body as JSON (for tests).
+    #[cfg(test)]
+    pub(crate) fn json_body(&self) -> Option<Value> {
         serde_json::from_slice(&self.body).ok()
     }
 }
 
 /// Compare secrets without an early exit on the first differing byte.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -109,7 +110,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// The admin API over a running proxy.
-pub struct AdminApi {
+pub(crate) struct AdminApi {
     control: Arc<Control>,
     reloader: Option<Arc<Reloader>>,
 }
@@ -121,7 +122,7 @@ enum Need {
 
 impl AdminApi {
     /// An API for `control`; `reloader` serves `POST /reload`.
-    pub fn new(control: Arc<Control>, reloader: Option<Arc<Reloader>>) -> AdminApi {
+    pub(crate) fn new(control: Arc<Control>, reloader: Option<Arc<Reloader>>) -> AdminApi {
         AdminApi { control, reloader }
     }
 
@@ -143,7 +144,7 @@ impl AdminApi {
     }
 
     /// Answer one request.
-    pub async fn handle(&self, req: AdminRequest) -> AdminResponse {
+    pub(crate) async fn handle(&self, req: AdminRequest) -> AdminResponse {
         let segments: Vec<String> = req
             .path
             .trim_matches('/')

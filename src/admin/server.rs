@@ -13,13 +13,13 @@ use std::sync::Arc;
 const MAX_BODY: usize = 1024 * 1024;
 
 /// Pingora adapter for [`AdminApi`].
-pub struct AdminServer {
+pub(crate) struct AdminServer {
     api: Arc<AdminApi>,
 }
 
 impl AdminServer {
     /// Serve `api`.
-    pub fn new(api: Arc<AdminApi>) -> AdminServer {
+    pub(crate) fn new(api: Arc<AdminApi>) -> AdminServer {
         AdminServer { api }
     }
 }

@@ -12,7 +12,7 @@ fn rfc3339(t: std::time::SystemTime) -> String {
 }
 
 /// `/services`: one entry per backend.
-pub fn services(control: &Control) -> Value {
+pub(super) fn services(control: &Control) -> Value {
     let snap = control.snapshot();
     let now = now_ms();
     let list: Vec<Value> = snap
@@ -43,7 +43,7 @@ fn figures(f: &crate::shift::window::Figures) -> Value {
 }
 
 /// The shift of `route` as JSON, if it has one.
-pub fn shift_of(control: &Control, route: &str) -> Option<Value> {
+pub(super) fn shift_of(control: &Control, route: &str) -> Option<Value> {
     let config = control.config();
     let r = config.routes.iter().find(|r| r.name == route)?;
     let cfg = r.shift.as_ref()?;
@@ -79,7 +79,7 @@ pub fn shift_of(control: &Control, route: &str) -> Option<Value> {
 }
 
 /// `/status`: config, routes, pools.
-pub fn status(control: &Control, reloader: Option<&Reloader>) -> Value {
+pub(super) fn status(control: &Control, reloader: Option<&Reloader>) -> Value {
     let snap = control.snapshot();
     let cfg = &snap.config;
     let now = now_ms();

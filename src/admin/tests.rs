@@ -74,8 +74,15 @@ async fn methods_are_checked() {
 
 #[tokio::test]
 async fn auth_matrix() {
-    std::env::set_var("CUTOVER_TEST_ADMIN_TOKEN_1", "s3cret-token-0123456789");
-    let api = AdminApi::new(control("token_env = \"CUTOVER_TEST_ADMIN_TOKEN_1\""), None);
+    // A token file, not an environment variable: tests run in parallel
+    // threads, and setting the environment is not thread-safe.
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret-token-0123456789\n").unwrap();
+    let api = AdminApi::new(
+        control(&format!("token_file = {:?}", token.display().to_string())),
+        None,
+    );
     assert_eq!(
         call(&api, Method::GET, "/healthz", None, "").await.status,
         200

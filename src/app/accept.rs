@@ -19,7 +19,7 @@ use std::sync::Arc;
 use tracing::{error, warn};
 
 /// One listening address of the proxy.
-pub struct Listen {
+pub(crate) struct Listen {
     /// The key in Pingora's fd table (the address as bound).
     pub key: String,
     /// The socket, when this process bound it (not in an upgrade).
@@ -27,7 +27,7 @@ pub struct Listen {
 }
 
 /// The proxy's listeners and the edge that serves their connections.
-pub struct EdgeService {
+pub(crate) struct EdgeService {
     edge: Arc<Edge>,
     listens: Vec<Listen>,
     keys: Vec<String>,
@@ -35,7 +35,7 @@ pub struct EdgeService {
 
 impl EdgeService {
     /// Serve `listens` with `edge`.
-    pub fn new(edge: Edge, listens: Vec<Listen>) -> EdgeService {
+    pub(crate) fn new(edge: Edge, listens: Vec<Listen>) -> EdgeService {
         let keys = listens.iter().map(|l| l.key.clone()).collect();
         EdgeService {
             edge: Arc::new(edge),

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 /// How long idle keep-alive connections are left open after the listeners
 /// stop, so that a client's request in flight is not cut off.
-pub const CLOSE_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const CLOSE_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Resolves once the server is shutting down and [`CLOSE_IDLE_AFTER`] has
 /// passed: an idle keep-alive connection is closed then.
@@ -44,7 +44,7 @@ async fn close_cleanly(guarded: &mut GuardedStream) {
 }
 
 /// Pingora's proxy behind a connection guard (and TLS, on TLS listeners).
-pub struct Edge {
+pub(crate) struct Edge {
     proxy: Arc<HttpProxy<CutoverProxy>>,
     control: Arc<Control>,
     /// TLS listeners by their bound address.
@@ -54,7 +54,7 @@ pub struct Edge {
 impl Edge {
     /// Wrap `proxy`; limits come from `control`'s current config; connections
     /// to the addresses in `tls` are TLS.
-    pub fn new(
+    pub(crate) fn new(
         proxy: HttpProxy<CutoverProxy>,
         control: Arc<Control>,
         tls: Vec<(SocketAddr, Arc<EdgeTls>)>,
@@ -78,7 +78,7 @@ impl Edge {
 
 impl Edge {
     /// Serve one client connection until it closes.
-    pub async fn serve(self: Arc<Self>, stream: Stream, shutdown: ShutdownWatch) {
+    pub(crate) async fn serve(self: Arc<Self>, stream: Stream, shutdown: ShutdownWatch) {
         let _ = self.serve_inner(stream, &shutdown).await;
     }
 
@@ -178,7 +178,7 @@ impl Edge {
     /// draining); connections still idle after [`CLOSE_IDLE_AFTER`] are then
     /// closed. Closing every idle connection at once, as Pingora does, races
     /// with clients that are sending their next request at that moment.
-    pub async fn cleanup(&self) {
+    pub(crate) async fn cleanup(&self) {
         tokio::time::sleep(CLOSE_IDLE_AFTER).await;
         self.proxy.cleanup().await
     }

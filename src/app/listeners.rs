@@ -15,7 +15,7 @@ use std::os::fd::{IntoRawFd, OwnedFd};
 
 /// A socket bound ahead of time.
 #[derive(Debug)]
-pub struct Prebound {
+pub(crate) struct Prebound {
     /// The address it is bound to (the port is real, never 0).
     pub local: SocketAddr,
     fd: OwnedFd,
@@ -23,12 +23,12 @@ pub struct Prebound {
 
 impl Prebound {
     /// The key Pingora's fd table and listener use for it.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         self.local.to_string()
     }
 
     /// The socket as a standard listener.
-    pub fn into_listener(self) -> TcpListener {
+    pub(crate) fn into_listener(self) -> TcpListener {
         TcpListener::from(self.fd)
     }
 }
@@ -37,7 +37,7 @@ impl Prebound {
 const LISTEN_BACKLOG: libc::c_int = 65535;
 
 /// Bind `addr` now.
-pub fn prebind(addr: SocketAddr) -> std::io::Result<Prebound> {
+pub(crate) fn prebind(addr: SocketAddr) -> std::io::Result<Prebound> {
     let listener = TcpListener::bind(addr)?;
     // The standard library listens with a backlog of 128: a burst of new
     // connections then waits a second for the SYN to be sent again. Listen
@@ -56,14 +56,14 @@ pub fn prebind(addr: SocketAddr) -> std::io::Result<Prebound> {
 }
 
 /// A Pingora service whose listeners were bound beforehand.
-pub struct WithPrebound<S> {
+pub(crate) struct WithPrebound<S> {
     inner: S,
     prebound: Vec<Prebound>,
 }
 
 impl<S> WithPrebound<S> {
     /// Wrap `inner`, whose listeners use the keys of `prebound`.
-    pub fn new(inner: S, prebound: Vec<Prebound>) -> Self {
+    pub(crate) fn new(inner: S, prebound: Vec<Prebound>) -> Self {
         WithPrebound { inner, prebound }
     }
 }

@@ -5,10 +5,10 @@
 //! (config to snapshot, DNS, binding the listeners) before anything runs;
 //! `App::run` then blocks until shutdown.
 
-pub mod accept;
-pub mod edge;
-pub mod listeners;
-pub mod signals;
+pub(crate) mod accept;
+pub(crate) mod edge;
+pub(crate) mod listeners;
+pub(crate) mod signals;
 
 use crate::admin::server::AdminServer;
 use crate::admin::AdminApi;
@@ -34,7 +34,7 @@ use tracing::info;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum AppError {
+pub(crate) enum AppError {
     /// The config could not be turned into a running state.
     #[error(transparent)]
     Build(#[from] BuildError),
@@ -51,7 +51,7 @@ pub enum AppError {
 
 /// How to start.
 #[derive(Debug, Clone, Default)]
-pub struct AppOptions {
+pub(crate) struct AppOptions {
     /// The config came from its file (`config.path`), which can be reloaded.
     pub config_file: bool,
     /// Take the listeners over from a running process (graceful upgrade).
@@ -62,7 +62,7 @@ pub struct AppOptions {
 
 /// The default upgrade socket for a config file: both processes of an
 /// upgrade derive the same path from the same config path.
-pub fn default_upgrade_sock(config_path: &std::path::Path) -> PathBuf {
+pub(crate) fn default_upgrade_sock(config_path: &std::path::Path) -> PathBuf {
     let canonical =
         std::fs::canonicalize(config_path).unwrap_or_else(|_| config_path.to_path_buf());
     let hash = crate::config::text_hash(&canonical.to_string_lossy());
@@ -70,7 +70,7 @@ pub fn default_upgrade_sock(config_path: &std::path::Path) -> PathBuf {
 }
 
 /// A built, not yet running proxy.
-pub struct App {
+pub(crate) struct App {
     server: Server,
     control: Arc<Control>,
     reload_tx: mpsc::UnboundedSender<()>,
@@ -78,8 +78,6 @@ pub struct App {
     pub proxy_addrs: Vec<SocketAddr>,
     /// The admin listener, with its real port.
     pub admin_addr: SocketAddr,
-    /// The TLS listeners, with their real ports.
-    pub tls_addrs: Vec<SocketAddr>,
 }
 
 /// Background work: health checks and reloads.
@@ -142,7 +140,7 @@ impl BackgroundService for ControlPlane {
 
 impl App {
     /// Build everything from `config`.
-    pub fn build(config: Config, opts: AppOptions) -> Result<App, AppError> {
+    pub(crate) fn build(config: Config, opts: AppOptions) -> Result<App, AppError> {
         let control = Control::new(config)?;
         let cfg = control.config();
 
@@ -279,17 +277,16 @@ impl App {
             reload_tx,
             proxy_addrs,
             admin_addr,
-            tls_addrs,
         })
     }
 
     /// The control plane (for the demo and embedding).
-    pub fn control(&self) -> Arc<Control> {
+    pub(crate) fn control(&self) -> Arc<Control> {
         self.control.clone()
     }
 
     /// A function that asks for a reload of the config file (for SIGHUP).
-    pub fn reload_trigger(&self) -> signals::OnReload {
+    pub(crate) fn reload_trigger(&self) -> signals::OnReload {
         let tx = self.reload_tx.clone();
         Arc::new(move || {
             let _ = tx.send(());
@@ -297,12 +294,14 @@ impl App {
     }
 
     /// Watch Pingora's execution phases.
-    pub fn phases(&self) -> tokio::sync::broadcast::Receiver<pingora::server::ExecutionPhase> {
+    pub(crate) fn phases(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<pingora::server::ExecutionPhase> {
         self.server.watch_execution_phase()
     }
 
     /// Serve until `signals` says stop. Blocks.
-    pub fn run(self, signals: Box<dyn ShutdownSignalWatch>) {
+    pub(crate) fn run(self, signals: Box<dyn ShutdownSignalWatch>) {
         self.control.lifecycle.ready.store(true, Ordering::Relaxed);
         self.server.run(RunArgs {
             shutdown_signal: signals,

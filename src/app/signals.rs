@@ -25,17 +25,17 @@ use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 /// Something to run on SIGHUP.
-pub type OnReload = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type OnReload = Arc<dyn Fn() + Send + Sync>;
 
 /// Unix signal handling for a running proxy.
-pub struct UnixSignals {
+pub(crate) struct UnixSignals {
     control: Arc<Control>,
     on_reload: Option<OnReload>,
 }
 
 impl UnixSignals {
     /// Signals for `control`; `on_reload` runs on SIGHUP.
-    pub fn new(control: Arc<Control>, on_reload: Option<OnReload>) -> UnixSignals {
+    pub(crate) fn new(control: Arc<Control>, on_reload: Option<OnReload>) -> UnixSignals {
         UnixSignals { control, on_reload }
     }
 }
@@ -81,7 +81,7 @@ impl ShutdownSignalWatch for UnixSignals {
 }
 
 /// A shutdown signal driven by a channel (for the demo and embedding).
-pub struct ChannelSignal(pub tokio::sync::Mutex<tokio::sync::oneshot::Receiver<()>>);
+pub(crate) struct ChannelSignal(pub tokio::sync::Mutex<tokio::sync::oneshot::Receiver<()>>);
 
 #[async_trait]
 impl ShutdownSignalWatch for ChannelSignal {
@@ -94,7 +94,7 @@ impl ShutdownSignalWatch for ChannelSignal {
 
 /// Once Pingora starts its grace period, exit the process as soon as no
 /// request is in flight, or when `grace` is over. Runs on its own thread.
-pub fn exit_when_drained(
+pub(crate) fn exit_when_drained(
     control: Arc<Control>,
     mut phases: broadcast::Receiver<ExecutionPhase>,
     grace: Duration,

@@ -9,7 +9,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 /// Fetch `/status` from `admin` (a base URL) with an optional bearer token.
-pub async fn fetch(admin: &str, token: Option<&str>) -> Result<Value, String> {
+pub(super) async fn fetch(admin: &str, token: Option<&str>) -> Result<Value, String> {
     let url = format!("{}/status", admin.trim_end_matches('/'));
     let mut req = http::Request::get(&url);
     if let Some(t) = token {
@@ -73,7 +73,7 @@ fn shift(v: &Value) -> String {
 }
 
 /// Render `/status` as text tables.
-pub fn render(v: &Value) -> String {
+pub(super) fn render(v: &Value) -> String {
     let mut out = String::new();
     let c = &v["config"];
     let last = match c["last_reload"]["result"].as_str() {

@@ -82,7 +82,7 @@ pub(crate) struct Reporter<'a> {
 
 impl Reporter<'_> {
     /// An error at byte `span.start`, naming `field`.
-    pub fn at(
+    pub(super) fn at(
         &self,
         span: std::ops::Range<usize>,
         field: impl fmt::Display,

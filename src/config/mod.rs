@@ -2,7 +2,7 @@
 //! cutover ever sees.
 //!
 //! The file is parsed into the raw serde types of [`raw`], then converted by
-//! [`validate`] into [`Config`]. That conversion is the one place validation
+//! `validate` into [`Config`]. That conversion is the one place validation
 //! lives, so a `Config` value always holds a usable state: every pool has
 //! backends, every route's split names known pools and has a positive weight,
 //! shift steps increase, durations parse. Errors name `FILE:LINE:COL` and the
@@ -362,11 +362,6 @@ impl Config {
     /// and to resolve relative file names).
     pub fn from_str_named(text: &str, path: &Path) -> Result<Config, ConfigError> {
         validate::validate(text, path)
-    }
-
-    /// Look a pool up by name.
-    pub fn pool_index(&self, name: &str) -> Option<usize> {
-        self.pools.iter().position(|p| p.name == name)
     }
 }
 

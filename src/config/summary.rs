@@ -116,7 +116,7 @@ pub fn summary(cfg: &Config) -> String {
 
 /// What is valid but likely not what the operator meant (printed by
 /// `cutover check`, which still exits 0).
-pub fn warnings(cfg: &Config) -> Vec<String> {
+pub(super) fn warnings(cfg: &Config) -> Vec<String> {
     cfg.pools
         .iter()
         .filter_map(|p| {

@@ -70,7 +70,7 @@ pub(super) struct Validator<'a> {
 
 impl Validator<'_> {
     /// A span for a value that carries none (a bare string in a list).
-    pub fn span_or(&self, inner: Range<usize>, outer: Range<usize>) -> Range<usize> {
+    pub(super) fn span_or(&self, inner: Range<usize>, outer: Range<usize>) -> Range<usize> {
         if inner.is_empty() && inner.start == 0 {
             outer
         } else {
@@ -79,11 +79,11 @@ impl Validator<'_> {
     }
 
     /// The end of the file, for settings that are missing altogether.
-    pub fn eof(&self) -> Range<usize> {
+    pub(super) fn eof(&self) -> Range<usize> {
         self.text_len..self.text_len
     }
 
-    pub fn file_path(&self, s: &SStr) -> PathBuf {
+    pub(super) fn file_path(&self, s: &SStr) -> PathBuf {
         let p = PathBuf::from(s.get_ref());
         if p.is_absolute() {
             p
@@ -92,7 +92,7 @@ impl Validator<'_> {
         }
     }
 
-    pub fn duration(&self, s: &SStr, field: &str) -> Result<Duration, ConfigError> {
+    pub(super) fn duration(&self, s: &SStr, field: &str) -> Result<Duration, ConfigError> {
         let d = humantime::parse_duration(s.get_ref().trim()).map_err(|e| {
             self.r.at(
                 s.span(),
@@ -109,7 +109,7 @@ impl Validator<'_> {
         Ok(d)
     }
 
-    pub fn opt_duration(
+    pub(super) fn opt_duration(
         &self,
         s: &Option<SStr>,
         field: &str,
@@ -118,7 +118,7 @@ impl Validator<'_> {
         s.as_ref().map_or(Ok(default), |s| self.duration(s, field))
     }
 
-    pub fn int_in(
+    pub(super) fn int_in(
         &self,
         v: &Spanned<i64>,
         field: &str,

@@ -33,7 +33,7 @@ pub enum BodyFraming {
 
 /// An accepted request head.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Checked {
+pub(crate) struct Checked {
     /// The head's length as it is to be passed on (the rewritten one's, if
     /// rewritten).
     pub len: usize,
@@ -46,7 +46,7 @@ pub struct Checked {
 
 /// A refused head: the status to answer with (the connection then closes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refused {
+pub(crate) struct Refused {
     /// `400`, `405` or `501`.
     pub status: u16,
     /// Why, for the debug log.
@@ -69,7 +69,7 @@ pub struct Rules {
 /// 3986's reg-name (no sub-delimiters, no userinfo), like nginx: a host is
 /// copied into `X-Forwarded-Host` and routing, where `,` or `@` or `/`
 /// would let a client say two things at once.
-pub fn valid_host(v: &[u8]) -> bool {
+pub(crate) fn valid_host(v: &[u8]) -> bool {
     let (host, port) = if v.first() == Some(&b'[') {
         let Some(close) = v.iter().position(|b| *b == b']') else {
             return false;
@@ -132,7 +132,7 @@ fn split_absolute(target: &str) -> Option<(&str, &str)> {
 
 /// Check the request head `head` (from its request line through its blank
 /// line; leading empty lines already skipped).
-pub fn check(head: &[u8], rules: Rules) -> Result<Checked, Refused> {
+pub(crate) fn check(head: &[u8], rules: Rules) -> Result<Checked, Refused> {
     let mut storage: [MaybeUninit<httparse::Header<'_>>; MAX_HEADERS] =
         [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::Sleep;
 
-pub mod check;
+pub(crate) mod check;
 mod delegate;
 mod head;
 mod read;

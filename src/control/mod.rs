@@ -2,7 +2,7 @@
 //! publishes snapshots.
 //!
 //! Every change — a reload, a shift step, an operator's split, a drain — goes
-//! through [`Control`], which rebuilds a whole [`Snapshot`] and swaps it in
+//! through [`Control`], which rebuilds a whole `Snapshot` and swaps it in
 //! atomically. The request path only ever calls [`Control::snapshot`]: one
 //! lock-free `ArcSwap` load. The mutex here guards the control plane's own
 //! bookkeeping and is never taken by a request.
@@ -212,7 +212,6 @@ impl Control {
                 peers: &peers,
                 metrics,
                 access_log: st.access_log.clone(),
-                generation: st.generation,
             },
             registry,
         )

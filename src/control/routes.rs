@@ -48,7 +48,7 @@ impl RouteControl {
 /// a restart only while this stays the same. An explicit, versioned text —
 /// each part named, only the gate settings that are set — so that a new
 /// version of cutover (a new field in the config types) reads the same
-/// route the same way; see [`same_route`] for files written before it.
+/// route the same way; see `same_route` for files written before it.
 pub fn route_definition(config: &Config, route: &RouteConfig) -> String {
     use std::fmt::Write;
     let pool = |i: usize| config.pools[i].name.as_str();
@@ -96,7 +96,7 @@ pub fn route_definition(config: &Config, route: &RouteConfig) -> String {
 /// the current form, or the form cutover wrote before it had one
 /// ([`legacy_definition`]), so a state file from an older version is still
 /// honoured after an upgrade.
-pub fn same_route(definition: &str, config: &Config, route: &RouteConfig) -> bool {
+pub(super) fn same_route(definition: &str, config: &Config, route: &RouteConfig) -> bool {
     if definition.starts_with("v2 ") {
         definition == route_definition(config, route)
     } else {

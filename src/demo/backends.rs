@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 /// Faults injected into every backend of a demo pool.
 #[derive(Debug, Default)]
-pub struct Faults {
+pub(crate) struct Faults {
     /// Per mille of requests answered with 500.
     pub error_permille: AtomicU32,
     /// Extra latency per request, in milliseconds.
@@ -27,13 +27,13 @@ pub struct Faults {
 }
 
 /// A running demo backend.
-pub struct DemoBackend {
+pub(crate) struct DemoBackend {
     /// Where it listens.
     pub addr: SocketAddr,
 }
 
 /// Start a backend of `pool` with base latency `latency` and shared `faults`.
-pub async fn spawn(
+pub(crate) async fn spawn(
     pool: &'static str,
     latency: Duration,
     faults: Arc<Faults>,

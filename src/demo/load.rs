@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// Tallies for one pool (or for the proxy's own answers).
 #[derive(Debug, Default)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Responses.
     pub requests: AtomicU64,
     /// 5xx responses and failed requests.
@@ -23,9 +23,7 @@ pub struct Tally {
 
 /// Figures for one display interval.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Window {
-    /// Responses in the interval.
-    pub requests: u64,
+pub(crate) struct Window {
     /// p99 latency in the interval.
     pub p99: Duration,
 }
@@ -42,7 +40,7 @@ impl Tally {
     }
 
     /// Latency figures since the last call, resetting them.
-    pub fn take_window(&self) -> Window {
+    pub(crate) fn take_window(&self) -> Window {
         let mut samples = self
             .window
             .lock()
@@ -54,18 +52,17 @@ impl Tally {
             .copied()
             .unwrap_or(0);
         Window {
-            requests: samples.len() as u64,
             p99: Duration::from_micros(u64::from(p99)),
         }
     }
 }
 
 /// Demo users.
-pub const USERS: usize = 600;
+pub(crate) const USERS: usize = 600;
 
 /// What the load generator saw.
 #[derive(Debug)]
-pub struct LoadStats {
+pub(crate) struct LoadStats {
     /// Answered by the on-prem pool.
     pub onprem: Tally,
     /// Answered by the cloud pool.
@@ -101,7 +98,7 @@ impl LoadStats {
 
 /// Send requests to `proxy` from `workers` clients at about `rate` requests
 /// per second in all, until `stop` is set.
-pub async fn run(
+pub(crate) async fn run(
     proxy: SocketAddr,
     workers: usize,
     rate: u32,

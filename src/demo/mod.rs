@@ -9,10 +9,10 @@
 //! pool is fixed and the "operator" resumes; the shift runs to 100 %. Ends by
 //! itself and prints a summary.
 
-pub mod backends;
-pub mod load;
-pub mod script;
-pub mod view;
+pub(crate) mod backends;
+pub(crate) mod load;
+pub(crate) mod script;
+pub(crate) mod view;
 
 use crate::app::signals::ChannelSignal;
 use crate::app::{App, AppOptions};
@@ -75,7 +75,7 @@ on_breach = "rollback"
 }
 
 /// Run the demo for `duration`; returns the exit code.
-pub fn run(duration: Duration, plain: bool) -> i32 {
+pub(crate) fn run(duration: Duration, plain: bool) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

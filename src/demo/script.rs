@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// One scripted action.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Step {
+pub(crate) enum Step {
     /// The cloud pool starts failing a share of requests (per mille).
     BreakCloud(u32),
     /// The cloud pool is fixed.
@@ -20,19 +20,19 @@ pub enum Step {
 }
 
 /// The story, as (fraction of the demo, action).
-pub const STORY: [(f64, Step); 3] = [
+pub(crate) const STORY: [(f64, Step); 3] = [
     (0.20, Step::BreakCloud(500)),
     (0.34, Step::FixCloud),
     (0.40, Step::Resume),
 ];
 
 /// The hold of each shift step for a demo of `total` length.
-pub fn hold_for(total: Duration) -> Duration {
+pub(crate) fn hold_for(total: Duration) -> Duration {
     Duration::from_millis(((total.as_millis() as f64) * 0.14).max(1000.0) as u64)
 }
 
 /// Carry out `step`; the event line to show.
-pub fn perform(step: Step, cloud: &Faults, control: &Control) -> String {
+pub(crate) fn perform(step: Step, cloud: &Faults, control: &Control) -> String {
     match step {
         Step::BreakCloud(permille) => {
             cloud.error_permille.store(permille, Relaxed);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// One pool's row.
 #[derive(Debug, Clone)]
-pub struct PoolRow {
+pub(crate) struct PoolRow {
     /// Pool name.
     pub name: &'static str,
     /// Requests per second in the last interval.
@@ -25,7 +25,7 @@ pub struct PoolRow {
 
 /// What one frame shows.
 #[derive(Debug, Clone)]
-pub struct Frame {
+pub(crate) struct Frame {
     /// Time since the start.
     pub elapsed: Duration,
     /// Total length.
@@ -46,7 +46,7 @@ pub struct Frame {
 
 /// Turns shift state changes into event lines for the demo.
 #[derive(Debug, Default)]
-pub struct ShiftWatch {
+pub(crate) struct ShiftWatch {
     last: Option<(crate::shift::Phase, usize)>,
     /// The states seen, in order ("10%", "50%", "rolled back", …).
     pub history: Vec<String>,
@@ -54,7 +54,7 @@ pub struct ShiftWatch {
 
 impl ShiftWatch {
     /// Event lines for what changed since the last call.
-    pub fn changes(&mut self, control: &Control) -> Vec<String> {
+    pub(crate) fn changes(&mut self, control: &Control) -> Vec<String> {
         let mut out = Vec::new();
         let Some((rc, cfg)) = demo_shift(control) else {
             return out;
@@ -132,7 +132,7 @@ fn shift_line(control: &Control) -> String {
 
 /// Per-pool counters at the previous frame, to turn totals into rates.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Prev {
+pub(crate) struct Prev {
     requests: [u64; 3],
     errors: [u64; 3],
 }
@@ -162,7 +162,7 @@ fn health_of(control: &Control, pool: &str) -> String {
 }
 
 /// Gather a frame from the proxy's state and the load generator's tallies.
-pub fn gather(
+pub(crate) fn gather(
     control: &Control,
     stats: &LoadStats,
     prev: &mut Prev,
@@ -223,7 +223,7 @@ pub fn gather(
 }
 
 /// `mm:ss`
-pub fn clock(d: Duration) -> String {
+pub(crate) fn clock(d: Duration) -> String {
     format!("{:02}:{:02}", d.as_secs() / 60, d.as_secs() % 60)
 }
 
@@ -233,7 +233,7 @@ fn bar(cloud: f64, width: usize) -> String {
 }
 
 /// The panel drawn on a terminal.
-pub fn panel(f: &Frame) -> String {
+pub(crate) fn panel(f: &Frame) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -281,7 +281,7 @@ pub fn panel(f: &Frame) -> String {
 }
 
 /// One plain line (no terminal).
-pub fn line(f: &Frame) -> String {
+pub(crate) fn line(f: &Frame) -> String {
     let mut s = format!(
         "[{}] cloud share {:.1}% (effective {:.1}%)",
         clock(f.elapsed),

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Room for a backend's response head and the first of its body.
-pub const RESPONSE_BUF: usize = 16 * 1024;
+pub(super) const RESPONSE_BUF: usize = 16 * 1024;
 
 /// A response head larger than this is refused (502); Pingora's limit.
 const MAX_RESPONSE_HEAD: usize = 1024 * 1024;
@@ -20,7 +20,7 @@ const MAX_RESPONSE_HEAD: usize = 1024 * 1024;
 /// Why an attempt failed, as the retry rule ([`crate::request::retry`])
 /// needs to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AttemptError {
+pub(super) struct AttemptError {
     /// As counted against the backend.
     pub kind: FailureKind,
     /// How far it got. A head cut short cannot have been acted on: it ends
@@ -41,7 +41,7 @@ impl AttemptError {
 }
 
 /// What one attempt needs.
-pub struct Attempt<'a> {
+pub(super) struct Attempt<'a> {
     /// The backend.
     pub addr: SocketAddr,
     /// The upstream request (head and body), ready to send.
@@ -57,7 +57,7 @@ pub struct Attempt<'a> {
 /// Make the attempt: a pooled connection if one is usable (unless `fresh`),
 /// the request sent, the response head read into `buf` and its client
 /// version written to `out`.
-pub async fn attempt(
+pub(super) async fn attempt(
     a: &Attempt<'_>,
     fresh: bool,
     side: ClientSide<'_>,
@@ -148,7 +148,7 @@ async fn exchange(
 
 /// Tracks where a response body ends as its bytes are read.
 #[derive(Debug)]
-pub struct BodyTracker {
+pub(super) struct BodyTracker {
     framing: Framing,
     left: u64,
     chunks: ChunkedEnd,
@@ -156,7 +156,7 @@ pub struct BodyTracker {
 
 impl BodyTracker {
     /// For a body with this framing.
-    pub fn new(framing: Framing) -> BodyTracker {
+    pub(super) fn new(framing: Framing) -> BodyTracker {
         BodyTracker {
             framing,
             left: match framing {
@@ -206,7 +206,7 @@ async fn read_more(
 
 /// How much of a body [`read_ahead`] holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ahead {
+pub(super) struct Ahead {
     /// `buf[..end]` is the head and the body read so far.
     pub end: usize,
     /// The whole body is there.
@@ -218,7 +218,7 @@ pub struct Ahead {
 /// complete before the client is written to, and its backend connection
 /// goes back to the pool while a slow client reads (as nginx's buffering
 /// does).
-pub async fn read_ahead(
+pub(super) async fn read_ahead(
     up: &mut TcpStream,
     buf: &mut Vec<u8>,
     from: usize,
@@ -244,7 +244,7 @@ pub async fn read_ahead(
 
 /// How a body relay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyEnd {
+pub(super) enum BodyEnd {
     /// The whole body went to the client; the backend connection is at a
     /// clean boundary (reusable if its framing allows).
     Complete { clean: bool },
@@ -256,7 +256,7 @@ pub enum BodyEnd {
 
 /// Relay the rest of a body, its earlier bytes already queued on `client`.
 /// Returns how it ended and how many more body bytes the client got.
-pub async fn relay_body<C: AsyncWrite + Unpin>(
+pub(super) async fn relay_body<C: AsyncWrite + Unpin>(
     up: &mut TcpStream,
     client: &mut C,
     buf: &mut Vec<u8>,

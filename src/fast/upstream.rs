@@ -100,7 +100,7 @@ impl IdlePool {
 }
 
 /// An idle connection to `addr` from this thread's pool, if one is usable.
-pub fn take_idle(addr: SocketAddr) -> Option<TcpStream> {
+pub(super) fn take_idle(addr: SocketAddr) -> Option<TcpStream> {
     IDLE.with(|p| {
         p.borrow_mut()
             .take(addr, crate::snapshot::peer::UPSTREAM_IDLE)
@@ -109,7 +109,7 @@ pub fn take_idle(addr: SocketAddr) -> Option<TcpStream> {
 
 /// Keep `stream`, a connection to `addr` with no request in progress, for
 /// reuse.
-pub fn put_idle(addr: SocketAddr, stream: TcpStream) {
+pub(super) fn put_idle(addr: SocketAddr, stream: TcpStream) {
     IDLE.with(|p| {
         p.borrow_mut()
             .put(addr, stream, crate::snapshot::peer::UPSTREAM_IDLE)
@@ -117,7 +117,7 @@ pub fn put_idle(addr: SocketAddr, stream: TcpStream) {
 }
 
 /// Open a connection to `addr` within `timeout`.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, FailureKind> {
+pub(super) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, FailureKind> {
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_) => Err(FailureKind::ConnectTimeout),
         Ok(Err(_)) => Err(FailureKind::ConnectRefused),

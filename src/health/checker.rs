@@ -26,7 +26,7 @@ type Key = (Arc<str>, Arc<str>);
 /// What the checker needs of the control plane, and no more: the current
 /// snapshot (which backends to probe, and their state to update), and news
 /// that a new one was published.
-pub trait SnapshotSource: Send + Sync + 'static {
+pub(crate) trait SnapshotSource: Send + Sync + 'static {
     /// The current snapshot.
     fn snapshot(&self) -> Arc<Snapshot>;
     /// A receiver that changes whenever a new snapshot is published.
@@ -34,7 +34,7 @@ pub trait SnapshotSource: Send + Sync + 'static {
 }
 
 /// Run the checker until `shutdown` turns true.
-pub async fn run<S: SnapshotSource>(control: Arc<S>, mut shutdown: ShutdownWatch) {
+pub(crate) async fn run<S: SnapshotSource>(control: Arc<S>, mut shutdown: ShutdownWatch) {
     let mut loops: HashMap<Key, JoinHandle<()>> = HashMap::new();
     let mut published = control.subscribe();
     loop {
@@ -142,7 +142,7 @@ async fn probe_loop<S: SnapshotSource>(control: Arc<S>, (pool_name, addr): Key) 
 }
 
 /// What a probe connects to.
-pub struct Target<'a> {
+pub(crate) struct Target<'a> {
     /// Address.
     pub socket: SocketAddr,
     /// `Host` header.
@@ -153,7 +153,7 @@ pub struct Target<'a> {
 
 /// Why a probe failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProbeError {
+pub(crate) enum ProbeError {
     /// The TLS handshake failed (kept apart for `/status`'s TLS reason).
     Tls(Reason),
     /// Anything else, in words.
@@ -176,7 +176,7 @@ impl From<String> for ProbeError {
 }
 
 /// Probe one backend once: `Ok` on a pass, else the reason.
-pub async fn probe(target: &Target<'_>, check: &HealthCheck) -> Result<(), ProbeError> {
+pub(crate) async fn probe(target: &Target<'_>, check: &HealthCheck) -> Result<(), ProbeError> {
     match tokio::time::timeout(check.timeout, probe_inner(target, &check.probe)).await {
         Ok(result) => result,
         Err(_) => Err(ProbeError::Other(format!(

@@ -10,7 +10,7 @@
 //! no request ever takes. Time is passed in as milliseconds from
 //! [`crate::clock::now_ms`], so the logic is tested without clocks.
 
-pub mod checker;
+pub(crate) mod checker;
 
 use crate::config::{Outlier, MAX_EJECTION};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};

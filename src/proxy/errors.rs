@@ -10,7 +10,7 @@ use pingora::proxy::Session;
 use pingora::{Error, ErrorSource, ErrorType};
 
 /// The failure kind an upstream error counts as.
-pub fn classify(e: &Error) -> FailureKind {
+pub(crate) fn classify(e: &Error) -> FailureKind {
     use ErrorType::*;
     match e.etype() {
         ConnectTimedout => FailureKind::ConnectTimeout,
@@ -26,7 +26,7 @@ pub fn classify(e: &Error) -> FailureKind {
 }
 
 /// The status for a request that could not be proxied (0: the client is gone).
-pub fn status_for(e: &Error) -> u16 {
+pub(super) fn status_for(e: &Error) -> u16 {
     use ErrorType::*;
     match e.etype() {
         HTTPStatus(code) => *code,
@@ -47,7 +47,11 @@ pub fn status_for(e: &Error) -> u16 {
 }
 
 /// Send one of the proxy's own answers.
-pub async fn respond_plain(session: &mut Session, code: u16, close: bool) -> pingora::Result<()> {
+pub(super) async fn respond_plain(
+    session: &mut Session,
+    code: u16,
+    close: bool,
+) -> pingora::Result<()> {
     let answer = Synthetic {
         status: code,
         close,

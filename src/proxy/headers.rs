@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 
 /// `X-Forwarded-For`
-pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The policy's response hop-by-hop list as header names (`Connection`
 /// first). `Transfer-Encoding` is left to Pingora, which re-frames the body.
@@ -29,7 +29,7 @@ static HOP_BY_HOP: [HeaderName; 6] = [
 /// Remove from an upstream request the policy's hop-by-hop headers that
 /// Pingora's own request policy keeps (`Proxy-Authorization`, `TE`, …).
 /// One scan; a lookup only for names present.
-pub fn strip_request_hop_by_hop(req: &mut RequestHeader) {
+pub(crate) fn strip_request_hop_by_hop(req: &mut RequestHeader) {
     let upgrade = req.headers.contains_key(http::header::UPGRADE);
     let present: Vec<HeaderName> = req
         .headers
@@ -45,7 +45,7 @@ pub fn strip_request_hop_by_hop(req: &mut RequestHeader) {
 }
 
 /// The request's host: `Host` header, else the URI authority (HTTP/2).
-pub fn request_host(req: &RequestHeader) -> Option<&str> {
+pub(crate) fn request_host(req: &RequestHeader) -> Option<&str> {
     req.headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())
@@ -58,7 +58,7 @@ pub fn request_host(req: &RequestHeader) -> Option<&str> {
 /// names go in as title-cased static strings (a `HeaderName` would be
 /// title-cased and copied again), the proto value is static, the host value
 /// shares the client's bytes, and the address is formatted without `fmt`.
-pub fn add_forwarded(
+pub(crate) fn add_forwarded(
     req: &mut RequestHeader,
     client_ip: Option<std::net::IpAddr>,
     tls: bool,
@@ -96,7 +96,7 @@ pub fn add_forwarded(
 /// coding in an HTTP/1.0 response. A 204 or 304 loses its transfer coding
 /// (and a 204 its length): it has no body, and a client must not wait for
 /// one.
-pub fn check_response_framing(resp: &mut ResponseHeader) -> Result<(), &'static str> {
+pub(crate) fn check_response_framing(resp: &mut ResponseHeader) -> Result<(), &'static str> {
     use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
     let mut lengths = resp.headers.get_all(CONTENT_LENGTH).iter();
     if let Some(v) = lengths.next() {
@@ -146,7 +146,7 @@ fn connection_nominated(headers: &HeaderMap) -> Vec<HeaderName> {
 /// One scan over the (few) response headers notes which hop-by-hop names
 /// are present, so only those are looked up and removed; most responses
 /// carry at most `Connection: keep-alive`.
-pub fn strip_hop_by_hop(resp: &mut ResponseHeader) {
+pub(crate) fn strip_hop_by_hop(resp: &mut ResponseHeader) {
     if resp.status.as_u16() == 101 {
         return;
     }
@@ -176,7 +176,7 @@ pub fn strip_hop_by_hop(resp: &mut ResponseHeader) {
 }
 
 /// Tag a response with the pool that served it.
-pub fn tag_pool(resp: &mut ResponseHeader, pool: &str) -> pingora::Result<()> {
+pub(crate) fn tag_pool(resp: &mut ResponseHeader, pool: &str) -> pingora::Result<()> {
     let v = HeaderValue::from_str(pool).unwrap_or(HeaderValue::from_static("unknown"));
     resp.insert_header(POOL_TAG, v)
 }

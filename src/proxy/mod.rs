@@ -9,7 +9,7 @@
 //! Passive failures feed outlier ejection.
 
 mod errors;
-pub mod headers;
+pub(crate) mod headers;
 
 use crate::control::Control;
 use crate::health::FailureKind;
@@ -26,16 +26,16 @@ use pingora::{Error, ErrorType};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-pub use errors::classify;
+pub(crate) use errors::classify;
 
 /// The proxy application.
-pub struct CutoverProxy {
+pub(crate) struct CutoverProxy {
     control: Arc<Control>,
 }
 
 impl CutoverProxy {
     /// A proxy serving from `control`'s snapshots.
-    pub fn new(control: Arc<Control>) -> CutoverProxy {
+    pub(crate) fn new(control: Arc<Control>) -> CutoverProxy {
         CutoverProxy { control }
     }
 }
@@ -133,6 +133,7 @@ impl ProxyHttp for CutoverProxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        headers::strip_request_hop_by_hop(upstream_request);
         headers::add_forwarded(upstream_request, client_ip, tls)
     }
 

@@ -9,7 +9,7 @@
 //! Triggers: `SIGHUP` and `POST /reload` reload unconditionally; the file
 //! watcher ([`watch`]) reloads when the file's content changed.
 
-pub mod watch;
+pub(crate) mod watch;
 
 use crate::config::{summary, Config};
 use crate::control::Control;
@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 /// Why a reload was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
+pub(crate) enum ReloadError {
     /// The file is invalid (or unreadable).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -70,7 +70,7 @@ impl Fixed {
 }
 
 /// Reloads one config file into a [`Control`].
-pub struct Reloader {
+pub(crate) struct Reloader {
     control: Arc<Control>,
     path: PathBuf,
     running: Fixed,
@@ -83,7 +83,7 @@ pub struct Reloader {
 
 impl Reloader {
     /// A reloader for the config `control` was started with.
-    pub fn new(control: Arc<Control>) -> Arc<Reloader> {
+    pub(crate) fn new(control: Arc<Control>) -> Arc<Reloader> {
         let config = control.config();
         let reloader = Arc::new(Reloader {
             path: config.path.clone(),
@@ -101,13 +101,8 @@ impl Reloader {
         reloader
     }
 
-    /// The config file.
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
-    }
-
     /// Settings that changed in the file but need a restart.
-    pub fn pending_restart(&self) -> Vec<String> {
+    pub(crate) fn pending_restart(&self) -> Vec<String> {
         self.pending_restart
             .lock()
             .map(|p| p.clone())
@@ -115,7 +110,7 @@ impl Reloader {
     }
 
     /// Reload now, whatever the file holds; returns the new config's summary.
-    pub async fn reload(&self) -> Result<String, ReloadError> {
+    pub(crate) async fn reload(&self) -> Result<String, ReloadError> {
         let _one_at_a_time = self.serial.lock().await;
         let text = self.read().await?;
         self.apply(text).await
@@ -123,7 +118,7 @@ impl Reloader {
 
     /// Reload if the file's content differs from the last version tried
     /// (applied or refused); `None` when it is the same.
-    pub async fn reload_if_changed(&self) -> Option<Result<String, ReloadError>> {
+    pub(crate) async fn reload_if_changed(&self) -> Option<Result<String, ReloadError>> {
         let _one_at_a_time = self.serial.lock().await;
         let text = match self.read().await {
             Ok(t) => t,
@@ -152,7 +147,7 @@ impl Reloader {
 
     /// Directories whose changes may call for a reload: the config file's
     /// and its certificates'.
-    pub fn watched_dirs(&self) -> Vec<std::path::PathBuf> {
+    pub(crate) fn watched_dirs(&self) -> Vec<std::path::PathBuf> {
         let dir = |p: &std::path::Path| match p.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => std::path::PathBuf::from("."),

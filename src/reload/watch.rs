@@ -19,17 +19,17 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 /// Quiet time after the last event before the file is read.
-pub const SETTLE: Duration = Duration::from_millis(25);
+pub(crate) const SETTLE: Duration = Duration::from_millis(25);
 
 /// A watch on a config file's directory, started before the proxy serves
 /// so that no change is missed; events wait in a channel until [`run`].
-pub struct FileWatch {
+pub(crate) struct FileWatch {
     _watcher: notify::RecommendedWatcher,
     events: mpsc::UnboundedReceiver<()>,
 }
 
 /// Start watching `dirs` (the config file's directory first).
-pub fn start(dirs: &[std::path::PathBuf]) -> notify::Result<FileWatch> {
+pub(crate) fn start(dirs: &[std::path::PathBuf]) -> notify::Result<FileWatch> {
     let (tx, events) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Only changes of content or names count: reading the file (ours
@@ -61,7 +61,11 @@ pub fn start(dirs: &[std::path::PathBuf]) -> notify::Result<FileWatch> {
 }
 
 /// Reload `reloader`'s file on changes seen by `watch`, until `shutdown`.
-pub async fn run(reloader: Arc<Reloader>, mut watch: FileWatch, mut shutdown: ShutdownWatch) {
+pub(crate) async fn run(
+    reloader: Arc<Reloader>,
+    mut watch: FileWatch,
+    mut shutdown: ShutdownWatch,
+) {
     // A change between loading the config and starting the watch.
     let _ = reloader.reload_if_changed().await;
     let rx = &mut watch.events;

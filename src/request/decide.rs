@@ -1,5 +1,5 @@
 //! The request's decisions and bookkeeping, the same for every request
-//! path ([`crate::fast`], [`crate::proxy`]): route and pool choice, the
+//! path ([`crate::fast`], `crate::proxy`): route and pool choice, the
 //! start of each attempt, failures and their ejections, a backend's answer,
 //! and the final count (metrics and access log).
 

@@ -1,7 +1,7 @@
 //! The request core: what every request path decides, in one place.
 //!
 //! cutover serves requests through adapters — its own HTTP/1 path
-//! ([`crate::fast`]) and Pingora's proxy ([`crate::proxy`]) — that only move
+//! ([`crate::fast`]) and Pingora's proxy (`crate::proxy`) — that only move
 //! bytes. What a request *is* and what happens to it lives here, and every
 //! adapter calls the same code:
 //!

@@ -7,7 +7,7 @@ use crate::split::sticky_bucket;
 use std::net::IpAddr;
 
 /// The bucket of the request's sticky key, or `None` when it has no key.
-pub fn key_bucket(
+pub(super) fn key_bucket(
     sticky: &Sticky,
     headers: &dyn HeaderLookup,
     client_ip: Option<IpAddr>,
@@ -37,7 +37,7 @@ pub fn key_bucket(
 }
 
 /// The value of cookie `name` in a `Cookie` header, if present and non-empty.
-pub fn cookie_value<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+pub(super) fn cookie_value<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     header.split(|b| *b == b';').find_map(|pair| {
         let pair = pair.trim_ascii();
         let eq = pair.iter().position(|b| *b == b'=')?;

@@ -25,12 +25,12 @@ fn ms(d: Duration) -> String {
 }
 
 /// The window the gate looks at: the last `hold`, at most a minute.
-pub fn window_for(hold: Duration) -> Duration {
+pub(crate) fn window_for(hold: Duration) -> Duration {
     hold.min(Duration::from_secs(60))
 }
 
 /// Judge `to` (and `from`, for the ratio) against `gate`.
-pub fn evaluate(gate: &GateConfig, to: Figures, from: Figures) -> Verdict {
+pub(crate) fn evaluate(gate: &GateConfig, to: Figures, from: Figures) -> Verdict {
     let p99_ratio = match (to.p99, from.p99) {
         (Some(t), Some(f)) if !f.is_zero() => Some(t.as_secs_f64() / f.as_secs_f64()),
         _ => None,

@@ -11,9 +11,9 @@
 //! operator's pause, advance or resume re-anchors the current step at the
 //! moment of the action; from then on the steps follow `hold` from there.
 
-pub mod gate;
-pub mod persist;
-pub mod window;
+pub(crate) mod gate;
+pub(crate) mod persist;
+pub(crate) mod window;
 
 use crate::config::ShiftConfig;
 use std::time::{Duration, SystemTime};
@@ -112,13 +112,13 @@ pub struct ShiftState {
 mod unix_ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
-    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(
             t.duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
         )
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         Ok(UNIX_EPOCH + Duration::from_millis(u64::deserialize(d)?))
     }
 }
@@ -126,13 +126,15 @@ mod unix_ms {
 mod opt_ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
-    pub fn serialize<S: Serializer>(t: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(t: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match t {
             Some(d) => s.serialize_some(&(d.as_millis() as u64)),
             None => s.serialize_none(),
         }
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
     }
 }
@@ -312,7 +314,12 @@ impl ShiftState {
 /// The weights of a route's split entries when the target pool has `share`
 /// percent: the rest is divided among the other pools by their configured
 /// weights (all of it to `from` if they are all zero).
-pub fn weights_for_share(split: &[(usize, f64)], to: usize, from: usize, share: f64) -> Vec<f64> {
+pub(crate) fn weights_for_share(
+    split: &[(usize, f64)],
+    to: usize,
+    from: usize,
+    share: f64,
+) -> Vec<f64> {
     let others: f64 = split.iter().filter(|(p, _)| *p != to).map(|(_, w)| w).sum();
     split
         .iter()

@@ -11,11 +11,11 @@ use std::io::Write;
 use std::path::Path;
 
 /// Format version.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
 /// What is kept per route.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RouteRecord {
+pub(crate) struct RouteRecord {
     /// The route definition the record belongs to (see
     /// `control::route_definition`); a changed route starts afresh.
     pub definition: String,
@@ -29,7 +29,7 @@ pub struct RouteRecord {
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StateFile {
+pub(crate) struct StateFile {
     /// Format version.
     pub version: u32,
     /// Records by route name.
@@ -38,7 +38,7 @@ pub struct StateFile {
 
 /// Why the state file could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum PersistError {
+pub(crate) enum PersistError {
     /// Reading or writing failed.
     #[error("state file {path}: {source}")]
     Io {
@@ -59,7 +59,7 @@ pub enum PersistError {
 }
 
 /// Read the state file; a missing file gives an empty state.
-pub fn load(path: &Path) -> Result<StateFile, PersistError> {
+pub(crate) fn load(path: &Path) -> Result<StateFile, PersistError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StateFile::default()),
@@ -84,7 +84,7 @@ pub fn load(path: &Path) -> Result<StateFile, PersistError> {
 }
 
 /// Write the state file atomically.
-pub fn save(path: &Path, file: &StateFile) -> Result<(), PersistError> {
+pub(crate) fn save(path: &Path, file: &StateFile) -> Result<(), PersistError> {
     let io = |source| PersistError::Io {
         path: path.display().to_string(),
         source,

@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// Slot length.
-pub const SLOT_MS: u64 = 500;
+pub(crate) const SLOT_MS: u64 = 500;
 /// Slots kept: one minute.
-pub const SLOTS: usize = 120;
+pub(crate) const SLOTS: usize = 120;
 /// Latency bucket upper bounds in milliseconds (the last is open-ended).
-pub const BOUNDS_MS: [f64; 24] = [
+pub(crate) const BOUNDS_MS: [f64; 24] = [
     1.0,
     2.0,
     3.0,

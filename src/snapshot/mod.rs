@@ -10,7 +10,7 @@
 //! `Arc`s shared across snapshots, keyed by what it describes, in the
 //! [`Registry`].
 
-pub mod peer;
+pub(crate) mod peer;
 
 use crate::access_log::AccessLog;
 use crate::config::{Config, HealthCheck, Outlier, PoolConfig, RouteMatch, Sticky};
@@ -29,8 +29,6 @@ use std::sync::{Arc, Mutex};
 pub struct Snapshot {
     /// The config this snapshot was built from.
     pub config: Arc<Config>,
-    /// Increases with every published snapshot.
-    pub generation: u64,
     /// Routes in match order.
     pub routes: Vec<RouteRt>,
     /// Pools, indexed like `config.pools`.
@@ -217,7 +215,7 @@ pub enum BuildError {
 
 /// Live state that outlives snapshots, keyed by what it describes.
 #[derive(Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     backends: Mutex<HashMap<(String, String), Arc<BackendState>>>,
     route_seq: Mutex<HashMap<String, Arc<AtomicU64>>>,
     route_stats: Mutex<HashMap<String, Arc<RouteStats>>>,
@@ -228,7 +226,7 @@ pub struct Registry {
 
 impl Registry {
     /// The state of backend `addr` in `pool`, created on first sight.
-    pub fn backend(&self, pool: &PoolConfig, addr: &str) -> Arc<BackendState> {
+    pub(crate) fn backend(&self, pool: &PoolConfig, addr: &str) -> Arc<BackendState> {
         let mut map = self.backends.lock().unwrap_or_else(|p| p.into_inner());
         let state = map
             .entry((pool.name.clone(), addr.to_string()))
@@ -247,12 +245,12 @@ impl Registry {
 
     /// The gate's window of `pool`'s attempts on `route`, created on first
     /// sight.
-    pub fn window(&self, route: &str, pool: &str) -> Arc<Window> {
+    pub(crate) fn window(&self, route: &str, pool: &str) -> Arc<Window> {
         Registry::shared(&self.windows, &format!("{route}/{pool}"))
     }
 
     /// Forget state of backends, routes and pools `config` no longer has.
-    pub fn prune(&self, config: &Config) {
+    pub(crate) fn prune(&self, config: &Config) {
         let mut keep = std::collections::HashSet::new();
         for p in &config.pools {
             for b in &p.backends {
@@ -288,7 +286,7 @@ impl Registry {
 }
 
 /// Inputs to [`build`] besides the config.
-pub struct BuildInputs<'a> {
+pub(crate) struct BuildInputs<'a> {
     /// Resolved backend addresses, by `host:port`.
     pub resolved: &'a HashMap<String, SocketAddr>,
     /// Per route (by index), the weight of each split entry (same order as
@@ -302,12 +300,10 @@ pub struct BuildInputs<'a> {
     pub metrics: &'a Metrics,
     /// The access log to use.
     pub access_log: Option<Arc<AccessLog>>,
-    /// Snapshot generation.
-    pub generation: u64,
 }
 
 /// Build a snapshot.
-pub fn build(
+pub(crate) fn build(
     config: Arc<Config>,
     inputs: &BuildInputs<'_>,
     registry: &Registry,
@@ -403,7 +399,6 @@ pub fn build(
     }
     Ok(Snapshot {
         config,
-        generation: inputs.generation,
         routes,
         pools,
         access_log: inputs.access_log.clone(),

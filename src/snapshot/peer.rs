@@ -10,10 +10,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// How long an idle upstream keep-alive connection is kept for reuse.
-pub const UPSTREAM_IDLE: Duration = Duration::from_secs(30);
+pub(crate) const UPSTREAM_IDLE: Duration = Duration::from_secs(30);
 
 /// The peer for backend `addr` of `pool`.
-pub fn build_peer(
+pub(crate) fn build_peer(
     settings: &ProxySettings,
     pool: &PoolConfig,
     addr: &str,

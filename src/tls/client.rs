@@ -82,12 +82,12 @@ impl ServerCertVerifier for NoVerification {
 }
 
 /// A client config for a pool's TLS settings (HTTP/1.1 only).
-pub fn client_config(tls: &UpstreamTls) -> Result<Arc<ClientConfig>, TlsFileError> {
+pub(crate) fn client_config(tls: &UpstreamTls) -> Result<Arc<ClientConfig>, TlsFileError> {
     client_config_alpn(tls, vec![b"http/1.1".to_vec()])
 }
 
 /// A client config for a pool's TLS settings offering `alpn`.
-pub fn client_config_alpn(
+pub(crate) fn client_config_alpn(
     tls: &UpstreamTls,
     alpn: Vec<Vec<u8>>,
 ) -> Result<Arc<ClientConfig>, TlsFileError> {

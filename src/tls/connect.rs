@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 
 /// Connects to a backend and does the TLS handshake itself.
 #[derive(Debug)]
-pub struct PinnedConnect {
+pub(crate) struct PinnedConnect {
     config: Arc<rustls::ClientConfig>,
     name: ServerName<'static>,
     connect_timeout: Duration,
@@ -40,7 +40,7 @@ pub struct PinnedConnect {
 
 impl PinnedConnect {
     /// A connector using `config`, asking for `name` (SNI).
-    pub fn new(
+    pub(crate) fn new(
         config: Arc<rustls::ClientConfig>,
         name: ServerName<'static>,
         connect_timeout: Duration,
@@ -151,7 +151,7 @@ impl AsyncWrite for TlsSocket {
 
 /// The connector for a pool's peers when its `ca` holds a pinned
 /// certificate (`None`: Pingora's own connector verifies as usual).
-pub fn for_pool(
+pub(crate) fn for_pool(
     tls: &crate::config::UpstreamTls,
     sni: &str,
     connect_timeout: Duration,

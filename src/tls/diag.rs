@@ -9,14 +9,14 @@ use std::error::Error as StdError;
 use tracing::warn;
 
 /// `via` of a failure seen by a proxied request.
-pub const VIA_REQUEST: &str = "request";
+pub(crate) const VIA_REQUEST: &str = "request";
 /// `via` of a failure seen by a health probe.
-pub const VIA_HEALTH_CHECK: &str = "health_check";
+pub(crate) const VIA_HEALTH_CHECK: &str = "health_check";
 
 /// The reason inside a Pingora error. The typed rustls error is used when
 /// the cause chain still holds one (cutover's own connector keeps it);
 /// Pingora's rustls connector keeps only its text, in the context.
-pub fn reason_of(e: &pingora::Error) -> Reason {
+pub(crate) fn reason_of(e: &pingora::Error) -> Reason {
     let mut cause = e.cause.as_deref();
     while let Some(c) = cause {
         if let Some(inner) = c.downcast_ref::<pingora::Error>() {
@@ -43,7 +43,7 @@ fn typed(e: &(dyn StdError + Send + Sync + 'static)) -> Option<Reason> {
 
 /// A proxied request's connection to its current backend failed: if it was
 /// the TLS handshake, log why and keep it on the backend.
-pub fn upstream_failed(ctx: &Ctx, kind: FailureKind, e: &pingora::Error) {
+pub(crate) fn upstream_failed(ctx: &Ctx, kind: FailureKind, e: &pingora::Error) {
     if kind != FailureKind::Tls {
         return;
     }
@@ -68,7 +68,7 @@ pub fn upstream_failed(ctx: &Ctx, kind: FailureKind, e: &pingora::Error) {
 
 /// A health probe's TLS handshake failed with `reason`: keep it, and log it
 /// when it is new (probes repeat every interval; the log should not).
-pub fn probe_failed(state: &BackendState, reason: &Reason) {
+pub(crate) fn probe_failed(state: &BackendState, reason: &Reason) {
     let text = reason.to_string();
     if state.note_tls_failure(text.clone(), VIA_HEALTH_CHECK) {
         warn!(

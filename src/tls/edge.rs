@@ -21,7 +21,7 @@ use std::time::Duration;
 
 /// The longest a client may take to finish its TLS handshake (less when
 /// `header_timeout` is shorter).
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Certificates of one listener, by the names they are valid for.
 #[derive(Debug)]

@@ -4,12 +4,12 @@
 //! Pingora's own TLS settings panic on unreadable files; every file goes
 //! through here first so a bad one is a config error naming the file.
 
-pub mod client;
-pub mod connect;
-pub mod diag;
-pub mod edge;
-pub mod pin;
-pub mod reason;
+pub(crate) mod client;
+pub(crate) mod connect;
+pub(crate) mod diag;
+pub(crate) mod edge;
+pub(crate) mod pin;
+pub(crate) mod reason;
 mod stream;
 
 use rustls::pki_types::pem::PemObject;
@@ -47,7 +47,7 @@ fn load_err(path: &Path, reason: impl ToString) -> TlsFileError {
 }
 
 /// Every certificate in a PEM file, leaf first.
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
+pub(crate) fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
     let bytes = std::fs::read(path).map_err(|e| load_err(path, e))?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
@@ -59,14 +59,17 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsFileEr
 }
 
 /// The first private key in a PEM file (PKCS#8, PKCS#1 or SEC1).
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsFileError> {
+pub(crate) fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsFileError> {
     let bytes = std::fs::read(path).map_err(|e| load_err(path, e))?;
     PrivateKeyDer::from_pem_slice(&bytes)
         .map_err(|e| load_err(path, format!("no usable private key: {e:?}")))
 }
 
 /// Load a certificate chain and its key, and check that they belong together.
-pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsFileError> {
+pub(crate) fn load_certified_key(
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<CertifiedKey>, TlsFileError> {
     let chain = load_certs(cert)?;
     let der = load_key(key)?;
     let signer = rustls::crypto::ring::sign::any_supported_type(&der)
@@ -80,17 +83,19 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, 
 }
 
 /// Check a certificate/key pair without keeping it.
-pub fn check_pair(cert: &Path, key: &Path) -> Result<(), TlsFileError> {
+pub(crate) fn check_pair(cert: &Path, key: &Path) -> Result<(), TlsFileError> {
     load_certified_key(cert, key).map(|_| ())
 }
 
 /// Check that a CA bundle holds at least one certificate.
-pub fn check_ca(path: &Path) -> Result<(), TlsFileError> {
+pub(crate) fn check_ca(path: &Path) -> Result<(), TlsFileError> {
     load_certs(path).map(|_| ())
 }
 
 /// A CA bundle as Pingora's upstream connector wants it.
-pub fn upstream_ca(path: &Path) -> Result<Arc<pingora::protocols::tls::CaType>, TlsFileError> {
+pub(crate) fn upstream_ca(
+    path: &Path,
+) -> Result<Arc<pingora::protocols::tls::CaType>, TlsFileError> {
     use pingora::utils::tls::WrappedX509;
     let mut out = Vec::new();
     for der in load_certs(path)? {

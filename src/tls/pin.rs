@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 /// What cutover makes of one certificate of a `ca` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaEntry {
+pub(crate) struct CaEntry {
     /// The subject, for messages (`CN=…`).
     pub subject: String,
     /// Self-signed (subject and issuer are the same name).
@@ -34,7 +34,7 @@ pub struct CaEntry {
 }
 
 /// Look at one DER certificate (`None`: it does not parse).
-pub fn inspect(der: &[u8]) -> Option<CaEntry> {
+pub(crate) fn inspect(der: &[u8]) -> Option<CaEntry> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let ca_true = cert.is_ca();
     let signs_certs = cert
@@ -51,7 +51,7 @@ pub fn inspect(der: &[u8]) -> Option<CaEntry> {
 }
 
 /// The pinnable certificates among `certs`.
-pub fn pinned_of(certs: &[CertificateDer<'static>]) -> Vec<CertificateDer<'static>> {
+pub(crate) fn pinned_of(certs: &[CertificateDer<'static>]) -> Vec<CertificateDer<'static>> {
     certs
         .iter()
         .filter(|c| inspect(c.as_ref()).is_some_and(|e| e.pinnable))
@@ -74,7 +74,7 @@ fn valid_at(der: &[u8], now: UnixTime) -> bool {
 /// A verifier that accepts the pinned certificates as they are and hands
 /// every other one to webpki with the pool's `ca` as roots.
 #[derive(Debug)]
-pub struct PinningVerifier {
+pub(crate) struct PinningVerifier {
     pinned: Vec<CertificateDer<'static>>,
     webpki: Arc<WebPkiServerVerifier>,
     provider: Arc<CryptoProvider>,
@@ -82,7 +82,7 @@ pub struct PinningVerifier {
 
 impl PinningVerifier {
     /// A verifier trusting `roots`, with `pinned` accepted byte for byte.
-    pub fn new(
+    pub(crate) fn new(
         roots: Arc<RootCertStore>,
         pinned: Vec<CertificateDer<'static>>,
         provider: Arc<CryptoProvider>,
@@ -159,7 +159,7 @@ impl ServerCertVerifier for PinningVerifier {
 
 /// `cutover check` warnings for a pool's `ca` file: each self-signed CA:TRUE
 /// certificate that cutover will only take as a pinned one.
-pub fn ca_warnings(pool: &str, path: &std::path::Path) -> Vec<String> {
+pub(crate) fn ca_warnings(pool: &str, path: &std::path::Path) -> Vec<String> {
     let Ok(certs) = super::load_certs(path) else {
         return Vec::new();
     };

@@ -12,7 +12,7 @@ use std::fmt;
 
 /// A TLS handshake failure, sorted by what the operator has to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reason {
+pub(crate) enum Reason {
     /// No trusted CA signed the certificate (wrong or missing `ca`).
     UnknownIssuer,
     /// The certificate does not name the server (SNI or backend host); the
@@ -78,7 +78,7 @@ impl fmt::Display for Reason {
 
 impl Reason {
     /// The reason for a typed rustls error.
-    pub fn from_rustls(e: &rustls::Error) -> Reason {
+    pub(crate) fn from_rustls(e: &rustls::Error) -> Reason {
         use rustls::Error as E;
         match e {
             E::InvalidCertificate(c) => from_certificate_error(c),
@@ -95,7 +95,7 @@ impl Reason {
 
     /// The reason for an I/O error out of a TLS handshake (tokio-rustls
     /// wraps the rustls error in one).
-    pub fn from_io(e: &std::io::Error) -> Reason {
+    pub(crate) fn from_io(e: &std::io::Error) -> Reason {
         if let Some(r) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
             return Reason::from_rustls(r);
         }
@@ -109,7 +109,7 @@ impl Reason {
 
     /// The reason in an error's text, as rustls' `Display` wrote it
     /// (possibly inside Pingora's context and cause chain).
-    pub fn from_text(text: &str) -> Reason {
+    pub(crate) fn from_text(text: &str) -> Reason {
         if let Some(rest) = after(text, "invalid peer certificate: ") {
             return certificate_text(rest);
         }

@@ -19,7 +19,7 @@ use tokio_rustls::server::TlsStream;
 
 /// A TLS client connection.
 #[derive(Debug)]
-pub struct TlsEdgeStream {
+pub(super) struct TlsEdgeStream {
     inner: TlsStream<Stream>,
     digest: Arc<SslDigest>,
     alpn: Option<ALPN>,
@@ -27,7 +27,7 @@ pub struct TlsEdgeStream {
 
 impl TlsEdgeStream {
     /// Wrap a finished handshake.
-    pub fn new(inner: TlsStream<Stream>) -> TlsEdgeStream {
+    pub(super) fn new(inner: TlsStream<Stream>) -> TlsEdgeStream {
         let conn = inner.get_ref().1;
         let version = match conn.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",

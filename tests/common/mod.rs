@@ -1,5 +1,5 @@
 //! Shared test helpers: backends, the proxy process, a client.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code, unused_imports, unreachable_pub, clippy::unwrap_used)]
 
 pub mod backend;
 pub mod client;
