@@ -79,10 +79,18 @@ async fn kill_one_cloud_backend(extra: &str) {
     wait_healthy(&proxy, 3);
 
     let load = Load::start(&proxy.url("/"), 4, &[]);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    load.wait_answered(100).await;
     let killed_at = SystemTime::now();
+    let c1_addr = c1.addr;
     c1.kill();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Until the dead backend is taken out (health check or ejection), then
+    // a good many more requests through what is left.
+    let out = format!("backend={c1_addr}");
+    let taken_out = proxy.stderr.wait_for(Duration::from_secs(10), |l| {
+        l.contains(&out) && (l.contains("backend is unhealthy") || l.contains("backend ejected"))
+    });
+    assert!(taken_out.is_some(), "{}", proxy.stderr.all().join("\n"));
+    load.wait_answered(300).await;
     let result = load.finish().await;
 
     assert!(
@@ -117,14 +125,23 @@ async fn a_dead_pool_fails_over_and_a_restarted_backend_comes_back() {
     wait_healthy(&proxy, 3);
 
     let load = Load::start(&proxy.url("/"), 4, &[]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.wait_answered(100).await;
     let (c1_addr, c2_addr) = (c1.addr, c2.addr);
     c1.kill();
     c2.kill();
     drop((c1, c2));
-    tokio::time::sleep(Duration::from_millis(FALL * INTERVAL_MS + 2 * INTERVAL_MS)).await;
+    // Both cloud backends out, by their health checks.
+    let unhealthy = proxy.stderr.wait_until(Duration::from_secs(10), |lines| {
+        [c1_addr, c2_addr].iter().all(|a| {
+            let pat = format!("backend={a}");
+            lines
+                .iter()
+                .any(|l| l.contains(&pat) && l.contains("backend is unhealthy"))
+        })
+    });
+    assert!(unhealthy, "{}", proxy.stderr.all().join("\n"));
     let before = o1.hits();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    load.wait_answered(200).await;
     let during = o1.hits() - before;
     let result = load.finish().await;
     assert!(
@@ -134,7 +151,7 @@ async fn a_dead_pool_fails_over_and_a_restarted_backend_comes_back() {
     );
     assert!(
         during > 20,
-        "on-prem took the traffic ({during} requests in 500 ms)"
+        "on-prem took the traffic ({during} of 200 answers)"
     );
     eprintln!("figures: pool down: {} requests, 0 failed", result.total());
 

@@ -32,15 +32,22 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_early() {
             tokio::spawn(async move { get(&client(), &url, &[]).await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // All five are at the backend (which holds each for a second).
+    let arrived = eventually(Duration::from_secs(5), || async {
+        slow.behaviour
+            .arrived
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 5
+    })
+    .await;
+    assert!(arrived, "the slow requests never reached the backend");
     let t0 = Instant::now();
     proxy.signal(libc::SIGTERM);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let refused = tokio::net::TcpStream::connect(proxy.addr).await;
-    assert!(
-        refused.is_err(),
-        "new connections are refused while draining"
-    );
+    let refused = eventually(Duration::from_secs(2), || async {
+        tokio::net::TcpStream::connect(proxy.addr).await.is_err()
+    })
+    .await;
+    assert!(refused, "new connections are refused while draining");
     for r in requests {
         let reply = r.await.unwrap().expect("in-flight request completed");
         assert_eq!(reply.status, 200);
@@ -81,7 +88,7 @@ async fn a_graceful_upgrade_under_load_refuses_nothing() {
     let mut old = ProxyProc::start_with(&cfg, &["--upgrade-sock", sock], &[]);
     assert_eq!(old.addr, proxy_addr);
     let load = Load::start(&old.url("/"), 4, &[]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.wait_answered(100).await;
 
     // The new process waits for the old one's sockets...
     let mut new = Command::new(env!("CARGO_BIN_EXE_cutover"))
@@ -111,8 +118,11 @@ async fn a_graceful_upgrade_under_load_refuses_nothing() {
             }
         });
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // ...which it gets on SIGQUIT.
+    // It listens on the upgrade socket...
+    let sock_path = std::path::PathBuf::from(sock);
+    let waiting = eventually(Duration::from_secs(10), || async { sock_path.exists() }).await;
+    assert!(waiting, "the new process never opened the upgrade socket");
+    // ...and gets the listeners on SIGQUIT.
     old.signal(libc::SIGQUIT);
     let took_over = new_log.wait_for(Duration::from_secs(15), |l| {
         l.contains("listening") && l.contains("proxy")
@@ -132,7 +142,8 @@ async fn a_graceful_upgrade_under_load_refuses_nothing() {
         "old process exit: {}",
         old.stderr.all().join("\n")
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The new process carries the load on its own.
+    load.wait_answered(200).await;
     let result = load.finish().await;
     let served_after = {
         let r = get(&client(), &format!("http://{proxy_addr}/"), &[]).await;

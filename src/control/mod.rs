@@ -5,7 +5,10 @@
 //! through [`Control`], which rebuilds a whole `Snapshot` and swaps it in
 //! atomically. The request path only ever calls [`Control::snapshot`]: one
 //! lock-free `ArcSwap` load. The mutex here guards the control plane's own
-//! bookkeeping and is never taken by a request.
+//! bookkeeping; requests never take it. (A request takes a lock in two
+//! places only, both off the common path: the metrics registry's, the first
+//! time a route and pool see a status code, and a backend's, when a TLS
+//! handshake to it fails and the reason is kept for `/status`.)
 
 mod routes;
 mod shift;

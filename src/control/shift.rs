@@ -1,6 +1,6 @@
 //! The shift engine: moves shifts along their schedule, runs their gates,
 //! applies operators' actions, and persists decisions. Called by the control
-//! plane's ticker (every 250 ms) and by the admin API.
+//! plane's ticker (every [`TICK`]) and by the admin API.
 
 use super::{Control, ControlState, RouteControl};
 use crate::clock::now_ms;
@@ -10,8 +10,8 @@ use crate::shift::{persist, Action, NotApplicable, Phase, Transition};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 
-/// How often shifts are moved and gates checked (the spec asks for at
-/// least every 250 ms; a breach is acted on within one tick).
+/// How often shifts are moved and gates checked: a breach is acted on
+/// within one tick.
 pub const TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Why a shift action was refused.

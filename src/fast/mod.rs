@@ -22,10 +22,11 @@ pub mod request;
 pub mod response;
 mod upstream;
 
+use crate::access_log::Entry;
 use crate::conn::GuardedStream;
 use crate::control::Control;
 use crate::health::FailureKind;
-use crate::request::decide::{self, Finished};
+use crate::request::decide;
 use crate::request::retry::Failed;
 use crate::request::{Ctx, Synthetic};
 use crate::route::RequestView;
@@ -141,15 +142,16 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
             keep_alive: false,
         },
     };
-    let done = Finished {
+    let done = Entry {
         client: conn.client,
         method: head.method,
         host: head.host,
         path: head.target,
         status: answer.status,
         bytes: answer.bytes,
+        ..Entry::default()
     };
-    decide::finish(&control.metrics, &mut ctx, &done);
+    decide::finish(&control.metrics, &mut ctx, done);
     if answer.keep_alive {
         Served::KeepAlive
     } else {
@@ -213,12 +215,12 @@ async fn proxy(
     // The next attempt skips the idle pool (a retry after a stale one).
     let mut fresh = false;
     loop {
-        let Some((p, b)) = decide::begin_attempt(ctx) else {
+        let Some(id) = decide::begin_attempt(ctx) else {
             return respond_error(ctx, client, 502).await;
         };
-        let pool = &snap.pools[p];
+        let pool = &snap.pools[id.pool];
         let attempt = Attempt {
-            addr: pool.backends[b].socket,
+            addr: pool.backends[id.backend].socket,
             request: req.head,
             head_len: req.head_len,
             connect_timeout: settings.connect_timeout,

@@ -1,12 +1,11 @@
-//! The request path: cutover's `ProxyHttp` implementation.
+//! Pingora's request path: cutover's `ProxyHttp` implementation, an adapter
+//! over the request core ([`crate::request`]).
 //!
 //! Per request: one snapshot load, a route match, a bucket (sticky key or
-//! the route's sequence counter), a pool, then a backend per attempt. Retries
-//! follow SPEC §4.4: connect failures go to another backend (possibly another
-//! pool); idempotent requests are also retried when the connection dies before
-//! any response byte; nothing is retried once the backend's response began,
-//! and non-idempotent requests never once their body may have been sent.
-//! Passive failures feed outlier ejection.
+//! the route's sequence counter), a pool, then a backend per attempt — all
+//! decided by the core. Pingora's callbacks describe each failed attempt to
+//! the core's retry rule (`request::retry`), which says whether to go again
+//! and whether the backend is blamed.
 
 mod errors;
 pub(crate) mod headers;
@@ -110,7 +109,7 @@ impl ProxyHttp for CutoverProxy {
         _session: &mut Session,
         ctx: &mut Ctx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        let Some((p, b)) = decide::begin_attempt(ctx) else {
+        let Some(id) = decide::begin_attempt(ctx) else {
             return Error::e_explain(
                 ErrorType::HTTPStatus(502),
                 "every backend of the route was tried",
@@ -119,7 +118,10 @@ impl ProxyHttp for CutoverProxy {
         let Some(snap) = ctx.snap.as_ref() else {
             return Error::e_explain(ErrorType::InternalError, "no snapshot");
         };
-        Ok(Box::new(snap.pools[p].backends[b].peer.clone()))
+        match snap.backend(id) {
+            Some(backend) => Ok(Box::new(backend.peer.clone())),
+            None => Error::e_explain(ErrorType::InternalError, "no such backend"),
+        }
     }
 
     async fn upstream_request_filter(
@@ -272,14 +274,15 @@ impl ProxyHttp for CutoverProxy {
             None => ctx.proxy_status.filter(|s| *s > 0).unwrap_or(499),
         };
         let req = session.req_header();
-        let done = decide::Finished {
+        let done = crate::access_log::Entry {
             client: session.client_addr().and_then(|a| a.as_inet()).copied(),
             method: req.method.as_str(),
             host: headers::request_host(req).unwrap_or(""),
             path: req.uri.path_and_query().map_or("", |p| p.as_str()),
             status,
             bytes: session.as_downstream().body_bytes_sent(),
+            ..Default::default()
         };
-        decide::finish(&self.control.metrics, ctx, &done);
+        decide::finish(&self.control.metrics, ctx, done);
     }
 }

@@ -4,7 +4,7 @@
 use super::select::Tried;
 use crate::health::FailureKind;
 use crate::lifecycle::InFlight;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{BackendId, Snapshot};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,8 +17,8 @@ pub struct Ctx {
     pub route: Option<usize>,
     /// The pool the split chose.
     pub pool: Option<usize>,
-    /// The backend of the attempt in progress: (pool, backend).
-    pub current: Option<(usize, usize)>,
+    /// The backend of the attempt in progress.
+    pub current: Option<BackendId>,
     /// The pool that served (or last tried) the request.
     pub served_pool: Option<usize>,
     /// Backends tried so far.
@@ -75,8 +75,8 @@ impl Ctx {
 
     /// The current attempt is over: release its in-flight slot.
     pub fn end_attempt(&mut self) {
-        if let (Some((p, b)), Some(snap)) = (self.current.take(), self.snap.as_ref()) {
-            if let Some(backend) = snap.pools.get(p).and_then(|pool| pool.backends.get(b)) {
+        if let (Some(id), Some(snap)) = (self.current.take(), self.snap.as_ref()) {
+            if let Some(backend) = snap.backend(id) {
                 backend.state.stats.in_flight.fetch_sub(1, Relaxed);
             }
         }

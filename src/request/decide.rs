@@ -5,15 +5,16 @@
 
 use super::ctx::Ctx;
 use super::{select, sticky};
+use crate::access_log::Entry;
 use crate::clock::now_ms;
 use crate::health::FailureKind;
 use crate::metrics::Metrics;
 use crate::metrics::RoutePoolMetrics;
 use crate::route::RequestView;
 use crate::shift::window::Window;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{BackendId, Snapshot};
 use crate::split;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use tracing::warn;
@@ -72,7 +73,7 @@ pub fn choose_pool(
 /// Start the next attempt: pick an untried backend and count it (or, after
 /// [`retry_same_backend`], the same backend again, not counted as a retry).
 /// `None` when every backend of the route was tried.
-pub fn begin_attempt(ctx: &mut Ctx) -> Option<(usize, usize)> {
+pub fn begin_attempt(ctx: &mut Ctx) -> Option<BackendId> {
     ctx.end_attempt();
     let (Some(snap), Some(ri), Some(pool)) = (ctx.snap.as_ref(), ctx.route, ctx.pool) else {
         return None;
@@ -81,25 +82,25 @@ pub fn begin_attempt(ctx: &mut Ctx) -> Option<(usize, usize)> {
     let same = std::mem::take(&mut ctx.fresh_retry)
         .then(|| ctx.tried.last())
         .flatten();
-    let (p, b) = match same {
-        Some(pb) => pb,
+    let id = match same {
+        Some(id) => id,
         None => {
-            let pb = select::next_backend(snap, route, pool, &ctx.tried, now_ms())?;
+            let id = select::next_backend(snap, route, pool, &ctx.tried, now_ms())?;
             if !ctx.tried.is_empty() {
                 route.stats.retries.fetch_add(1, Relaxed);
             }
-            ctx.tried.push(pb.0, pb.1);
-            pb
+            ctx.tried.push(id);
+            id
         }
     };
-    let backend = &snap.pools[p].backends[b];
+    let backend = &snap.pools[id.pool].backends[id.backend];
     backend.state.stats.attempts.fetch_add(1, Relaxed);
     backend.state.stats.in_flight.fetch_add(1, Relaxed);
-    ctx.current = Some((p, b));
-    ctx.served_pool = Some(p);
+    ctx.current = Some(id);
+    ctx.served_pool = Some(id.pool);
     ctx.attempt_started = Some(std::time::Instant::now());
     ctx.response_started = false;
-    Some((p, b))
+    Some(id)
 }
 
 /// The next attempt goes to the same backend on a fresh connection (the
@@ -143,11 +144,12 @@ pub fn retries_allowed(ctx: &Ctx) -> bool {
 /// on a stalled client) it is only logged.
 pub fn record_failure(ctx: &mut Ctx, kind: FailureKind, blame: bool) {
     ctx.last_failure = Some(kind);
-    let (Some(snap), Some((p, b))) = (ctx.snap.as_ref(), ctx.current) else {
+    let (Some(snap), Some(id)) = (ctx.snap.as_ref(), ctx.current) else {
         return;
     };
+    let p = id.pool;
     let pool = &snap.pools[p];
-    let backend = &pool.backends[b];
+    let backend = &pool.backends[id.backend];
     if !blame {
         tracing::debug!(
             pool = %pool.name,
@@ -193,8 +195,8 @@ pub fn record_failure(ctx: &mut Ctx, kind: FailureKind, blame: bool) {
 pub fn record_answer(ctx: &mut Ctx, status: u16) {
     ctx.response_started = true;
     ctx.upstream_ms = ctx.attempt_started.map(|t| t.elapsed().as_millis() as u64);
-    if let (Some(snap), Some(ri), Some((p, _))) = (ctx.snap.as_ref(), ctx.route, ctx.current) {
-        if let Some(w) = route_pool_window(snap, ri, p) {
+    if let (Some(snap), Some(ri), Some(id)) = (ctx.snap.as_ref(), ctx.route, ctx.current) {
+        if let Some(w) = route_pool_window(snap, ri, id.pool) {
             let latency = std::time::Duration::from_millis(ctx.upstream_ms.unwrap_or(0));
             w.record(now_ms(), status >= 500, latency);
         }
@@ -202,31 +204,19 @@ pub fn record_answer(ctx: &mut Ctx, status: u16) {
     match status {
         502..=504 => record_failure(ctx, FailureKind::Status5xx, true),
         _ => {
-            if let (Some(snap), Some((p, b))) = (ctx.snap.as_ref(), ctx.current) {
-                snap.pools[p].backends[b].state.record_success(now_ms());
+            if let (Some(snap), Some(id)) = (ctx.snap.as_ref(), ctx.current) {
+                if let Some(backend) = snap.backend(id) {
+                    backend.state.record_success(now_ms());
+                }
             }
         }
     }
 }
 
-/// What the access log needs to know about a finished request.
-pub struct Finished<'a> {
-    /// The client's address.
-    pub client: Option<SocketAddr>,
-    /// Request method.
-    pub method: &'a str,
-    /// Request host.
-    pub host: &'a str,
-    /// Path and query.
-    pub path: &'a str,
-    /// Status sent to the client (499: none, the client went away).
-    pub status: u16,
-    /// Response body bytes sent.
-    pub bytes: usize,
-}
-
-/// Count a finished request in the metrics and the access log.
-pub fn finish(metrics: &Metrics, ctx: &mut Ctx, done: &Finished<'_>) {
+/// Count a finished request in the metrics and the access log. The adapter
+/// fills in what it knows of the exchange (`client`, `method`, `host`,
+/// `path`, `status`, `bytes`); the rest of the entry comes from `ctx`.
+pub fn finish(metrics: &Metrics, ctx: &mut Ctx, done: Entry<'_>) {
     ctx.end_attempt();
     let Some(snap) = ctx.snap.as_ref() else {
         return;
@@ -246,22 +236,18 @@ pub fn finish(metrics: &Metrics, ctx: &mut Ctx, done: &Finished<'_>) {
         let backend = ctx
             .tried
             .last()
-            .map(|(p, b)| &*snap.pools[p].backends[b].addr)
+            .and_then(|id| snap.backend(id))
+            .map(|b| &*b.addr)
             .unwrap_or("");
         let line = crate::access_log::format(
-            &crate::access_log::Entry {
-                client: done.client,
-                method: done.method,
-                host: done.host,
-                path: done.path,
-                status: done.status,
+            &Entry {
                 route: ctx.route.map_or("", |r| &*snap.routes[r].name),
                 pool: pool.map_or("", |p| &*snap.pools[p].name),
                 backend,
                 attempts: ctx.attempts() + usize::from(ctx.fresh_retry_used),
                 upstream_ms: ctx.upstream_ms,
                 total_ms: elapsed.as_secs_f64() * 1000.0,
-                bytes: done.bytes,
+                ..done
             },
             std::time::SystemTime::now(),
         );

@@ -7,14 +7,15 @@
 //! 3. failing open: any untried backend of the route's pools, whatever its
 //!    health — better a try than a certain 502.
 
-use crate::snapshot::{PoolRt, RouteRt, Snapshot};
+use crate::snapshot::{BackendId, Pool, Route, Snapshot};
 use crate::split;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// The most attempts one request can make (1 + the largest `retries`).
 pub const MAX_ATTEMPTS: usize = 11;
 
-/// Backends already tried by a request, as (pool, backend) indices.
+/// Backends already tried by a request (kept compact: it lives in every
+/// request's context).
 #[derive(Debug, Default, Clone)]
 pub struct Tried {
     items: [(u16, u16); MAX_ATTEMPTS],
@@ -22,26 +23,29 @@ pub struct Tried {
 }
 
 impl Tried {
-    /// Whether backend `b` of pool `p` was tried.
+    /// Whether backend `id` was tried.
     #[inline]
-    pub fn contains(&self, p: usize, b: usize) -> bool {
+    pub fn contains(&self, id: BackendId) -> bool {
         self.items[..self.len as usize]
             .iter()
-            .any(|(tp, tb)| *tp as usize == p && *tb as usize == b)
+            .any(|(p, b)| *p as usize == id.pool && *b as usize == id.backend)
     }
 
-    /// Remember backend `b` of pool `p`.
-    pub fn push(&mut self, p: usize, b: usize) {
+    /// Remember backend `id`.
+    pub fn push(&mut self, id: BackendId) {
         if (self.len as usize) < MAX_ATTEMPTS {
-            self.items[self.len as usize] = (p as u16, b as u16);
+            self.items[self.len as usize] = (id.pool as u16, id.backend as u16);
             self.len += 1;
         }
     }
 
     /// The last one tried.
-    pub fn last(&self) -> Option<(usize, usize)> {
+    pub fn last(&self) -> Option<BackendId> {
         let (p, b) = *self.items[..self.len as usize].last()?;
-        Some((p as usize, b as usize))
+        Some(BackendId {
+            pool: p as usize,
+            backend: b as usize,
+        })
     }
 
     /// How many were tried.
@@ -58,8 +62,8 @@ impl Tried {
 /// Choose the pool for a request landing in `bucket`; `forced` is a pool
 /// named by the override header.
 pub fn choose_pool(
-    route: &RouteRt,
-    pools: &[PoolRt],
+    route: &Route,
+    pools: &[Pool],
     bucket: u32,
     forced: Option<usize>,
     now_ms: u64,
@@ -83,7 +87,7 @@ pub fn choose_pool(
 }
 
 fn pick_in_pool(
-    pool: &PoolRt,
+    pool: &Pool,
     pool_idx: usize,
     tried: &Tried,
     healthy_only: bool,
@@ -91,7 +95,11 @@ fn pick_in_pool(
 ) -> Option<usize> {
     let n = pool.seq.fetch_add(1, Relaxed);
     split::pick_weighted(n, &pool.weights, |i| {
-        !tried.contains(pool_idx, i) && (!healthy_only || pool.backends[i].state.available(now_ms))
+        let id = BackendId {
+            pool: pool_idx,
+            backend: i,
+        };
+        !tried.contains(id) && (!healthy_only || pool.backends[i].state.available(now_ms))
     })
 }
 
@@ -99,11 +107,11 @@ fn pick_in_pool(
 /// or `None` when every backend of the route was tried.
 pub fn next_backend(
     snap: &Snapshot,
-    route: &RouteRt,
+    route: &Route,
     pool: usize,
     tried: &Tried,
     now_ms: u64,
-) -> Option<(usize, usize)> {
+) -> Option<BackendId> {
     let pools = &snap.pools;
     if tried.len() >= MAX_ATTEMPTS {
         return None;
@@ -117,11 +125,14 @@ pub fn next_backend(
     };
     for healthy_only in [true, false] {
         if let Some(b) = pick_in_pool(&pools[pool], pool, tried, healthy_only, now_ms) {
-            return Some((pool, b));
+            return Some(BackendId { pool, backend: b });
         }
         for p in others() {
             if let Some(b) = pick_in_pool(&pools[p], p, tried, healthy_only, now_ms) {
-                return Some((p, b));
+                return Some(BackendId {
+                    pool: p,
+                    backend: b,
+                });
             }
         }
     }

@@ -30,15 +30,32 @@ pub struct Snapshot {
     /// The config this snapshot was built from.
     pub config: Arc<Config>,
     /// Routes in match order.
-    pub routes: Vec<RouteRt>,
+    pub routes: Vec<Route>,
     /// Pools, indexed like `config.pools`.
-    pub pools: Vec<PoolRt>,
+    pub pools: Vec<Pool>,
     /// Where access log lines go, if anywhere.
     pub access_log: Option<Arc<AccessLog>>,
 }
 
+/// A backend of a snapshot: its pool's index (in `Snapshot::pools`) and
+/// its index in that pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendId {
+    /// Index of the pool.
+    pub pool: usize,
+    /// Index of the backend in the pool.
+    pub backend: usize,
+}
+
+impl Snapshot {
+    /// The backend `id` names, if this snapshot has it.
+    pub fn backend(&self, id: BackendId) -> Option<&Backend> {
+        self.pools.get(id.pool)?.backends.get(id.backend)
+    }
+}
+
 /// A route, ready to split requests.
-pub struct RouteRt {
+pub struct Route {
     /// Route name.
     pub name: Arc<str>,
     /// Which requests it takes.
@@ -95,11 +112,11 @@ pub struct RouteSlot {
 }
 
 /// A pool, ready to pick backends.
-pub struct PoolRt {
+pub struct Pool {
     /// Pool name.
     pub name: Arc<str>,
     /// Backends in config order.
-    pub backends: Vec<BackendRt>,
+    pub backends: Vec<Backend>,
     /// Their weights, for [`split::pick_weighted`].
     pub weights: Vec<u32>,
     /// Weighted round-robin counter, shared across snapshots.
@@ -113,7 +130,7 @@ pub struct PoolRt {
 }
 
 /// A backend with its live state and a ready upstream peer.
-pub struct BackendRt {
+pub struct Backend {
     /// `host:port` as configured.
     pub addr: Arc<str>,
     /// Its resolved address.
@@ -126,7 +143,7 @@ pub struct BackendRt {
     pub peer: HttpPeer,
 }
 
-impl PoolRt {
+impl Pool {
     /// Whether any backend with weight can take a request now.
     #[inline]
     pub fn available(&self, now_ms: u64) -> bool {
@@ -144,10 +161,10 @@ impl PoolRt {
     }
 }
 
-impl RouteRt {
+impl Route {
     /// The effective share of each slot at `now_ms` after failover, in
     /// `0..=1`, the way requests are split right now.
-    pub fn effective_shares(&self, pools: &[PoolRt], now_ms: u64) -> Vec<f64> {
+    pub fn effective_shares(&self, pools: &[Pool], now_ms: u64) -> Vec<f64> {
         let avail: Vec<bool> = self
             .slots
             .iter()
@@ -320,7 +337,7 @@ pub(crate) fn build(
                     addr: b.addr.clone(),
                     reason: "not resolved".into(),
                 })?;
-            backends.push(BackendRt {
+            backends.push(Backend {
                 addr: b.addr.as_str().into(),
                 socket,
                 weight: b.weight,
@@ -328,7 +345,7 @@ pub(crate) fn build(
                 peer: (inputs.peers)(pool, &b.addr, socket)?,
             });
         }
-        pools.push(PoolRt {
+        pools.push(Pool {
             name: pool.name.as_str().into(),
             weights: pool.backends.iter().map(|b| b.weight).collect(),
             backends,
@@ -383,7 +400,7 @@ pub(crate) fn build(
             .iter()
             .map(|s| registry.window(&r.name, &config.pools[s.pool].name))
             .collect();
-        routes.push(RouteRt {
+        routes.push(Route {
             metrics,
             windows,
             shift: inputs.shifts.get(i).copied().flatten(),

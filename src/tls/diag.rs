@@ -47,13 +47,10 @@ pub(crate) fn upstream_failed(ctx: &Ctx, kind: FailureKind, e: &pingora::Error) 
     if kind != FailureKind::Tls {
         return;
     }
-    let (Some(snap), Some((p, b))) = (ctx.snap.as_ref(), ctx.current) else {
+    let (Some(snap), Some(id)) = (ctx.snap.as_ref(), ctx.current) else {
         return;
     };
-    let (Some(pool), Some(backend)) = (
-        snap.pools.get(p),
-        snap.pools.get(p).and_then(|pool| pool.backends.get(b)),
-    ) else {
+    let (Some(pool), Some(backend)) = (snap.pools.get(id.pool), snap.backend(id)) else {
         return;
     };
     let reason = reason_of(e).to_string();

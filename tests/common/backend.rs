@@ -30,6 +30,9 @@ pub struct Behaviour {
     pub die_after_body: AtomicBool,
     /// Answer with hop-by-hop headers (`Connection: x-hop-secret`, …).
     pub hop_headers: AtomicBool,
+    /// Requests received so far (health checks excluded), counted when
+    /// their body is in, before any delay.
+    pub arrived: AtomicU64,
 }
 
 impl Default for Behaviour {
@@ -41,6 +44,7 @@ impl Default for Behaviour {
             delay_ms: AtomicU64::new(0),
             die_after_body: AtomicBool::new(false),
             hop_headers: AtomicBool::new(false),
+            arrived: AtomicU64::new(0),
         }
     }
 }
@@ -211,6 +215,7 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    b.arrived.fetch_add(1, SeqCst);
     if b.die_after_body.load(SeqCst) {
         hits.fetch_add(1, SeqCst);
         return Err(Abort);

@@ -3,7 +3,7 @@
 
 use super::client::{client, get};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
@@ -36,6 +36,8 @@ impl LoadResult {
 /// Load in progress.
 pub struct Load {
     stop: Arc<AtomicBool>,
+    /// Answers (of any kind) received so far.
+    answered: Arc<AtomicUsize>,
     tasks: Vec<JoinHandle<LoadResult>>,
 }
 
@@ -43,6 +45,7 @@ impl Load {
     /// Start `workers` clients sending GETs to `url` with `headers`.
     pub fn start(url: &str, workers: usize, headers: &[(&str, &str)]) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
         let headers: Vec<(String, String)> = headers
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -50,6 +53,7 @@ impl Load {
         let tasks = (0..workers)
             .map(|_| {
                 let (stop, url, headers) = (stop.clone(), url.to_string(), headers.clone());
+                let answered = answered.clone();
                 tokio::spawn(async move {
                     let cl = client();
                     let h: Vec<(&str, &str)> = headers
@@ -58,7 +62,9 @@ impl Load {
                         .collect();
                     let mut r = LoadResult::default();
                     while !stop.load(Ordering::Relaxed) {
-                        match get(&cl, &url, &h).await {
+                        let reply = get(&cl, &url, &h).await;
+                        answered.fetch_add(1, Ordering::Relaxed);
+                        match reply {
                             Ok(reply) if (200..300).contains(&reply.status) => {
                                 r.ok += 1;
                                 let b = reply.header("x-backend").unwrap_or("-").to_string();
@@ -76,7 +82,22 @@ impl Load {
                 })
             })
             .collect();
-        Load { stop, tasks }
+        Load {
+            stop,
+            answered,
+            tasks,
+        }
+    }
+
+    /// Wait (bounded, 15 s) until `n` more requests were answered than now:
+    /// the load is flowing, through whatever happened before the call.
+    pub async fn wait_answered(&self, n: usize) {
+        let target = self.answered.load(Ordering::Relaxed) + n;
+        let ok = super::eventually(std::time::Duration::from_secs(15), || async {
+            self.answered.load(Ordering::Relaxed) >= target
+        })
+        .await;
+        assert!(ok, "the load stalled before {n} more answers");
     }
 
     /// Stop and collect.
