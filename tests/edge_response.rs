@@ -127,3 +127,33 @@ fn proxy_config(backend: std::net::SocketAddr, fast_path: bool) -> String {
 [pools.app]\nbackends = [\"{backend}\"]\n[[routes]]\nname = \"all\"\nsplit = {{ app = 1 }}\n"
     )
 }
+
+fn closes_quietly(path: &str) -> Answer {
+    match path {
+        // Closes every connection after answering, without saying so: what
+        // a backend whose keep-alive timeout just expired looks like.
+        "/quiet-close" => Answer::Bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true),
+        other => default_answer(other),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pooled_connection_found_closed_costs_no_request_and_no_blame() {
+    let backend = Recorder::spawn(closes_quietly).await;
+    for fast_path in [true, false] {
+        let proxy = ProxyProc::start(&proxy_config(backend.addr, fast_path));
+        let cl = client();
+        for i in 0..40 {
+            let r = get(&cl, &proxy.url("/quiet-close"), &[])
+                .await
+                .expect("answer");
+            assert_eq!(r.status, 200, "fast_path={fast_path} request {i}");
+        }
+        let metrics = proxy.metrics().await;
+        let blamed: Vec<&str> = metrics
+            .lines()
+            .filter(|l| l.starts_with("cutover_upstream_failures_total") && !l.ends_with(" 0"))
+            .collect();
+        assert!(blamed.is_empty(), "fast_path={fast_path}: {blamed:?}");
+    }
+}
