@@ -31,7 +31,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import free_port, wait_port  # noqa: E402
+from benchlib import free_port, wait_port  # noqa: E402
 
 
 def run(argv, port, requests, out, env=None):
@@ -41,7 +41,8 @@ def run(argv, port, requests, out, env=None):
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    wait_port(port, timeout=120)  # valgrind starts slowly
+    if not wait_port(port, timeout=120):  # valgrind starts slowly
+        raise SystemExit(f"nothing listens on {port}")
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     for _ in range(requests):
         conn.request("GET", "/", headers={"Host": "bench"})
@@ -83,7 +84,8 @@ def main():
             f'http {{ access_log off; server {{ listen 127.0.0.1:{b1}; location / {{ return 200 "ok\\n"; }} }} }}\n'
         )
     backend = subprocess.Popen([nginx, "-c", f"{d}/b.conf", "-p", d], stderr=subprocess.DEVNULL)
-    wait_port(b1, timeout=120)
+    if not wait_port(b1, timeout=120):
+        raise SystemExit(f"nothing listens on {b1}")
     results = {}
     try:
         for name in ["cutover"] if args.binary else ["pingora", "pingora+timeouts", "pingora+timeouts+xff", "cutover"]:

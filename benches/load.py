@@ -22,9 +22,7 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -34,46 +32,9 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import Proc, free_port, raise_fd_limit, rss_kb  # noqa: E402
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def tree(pid):
-    """pid and all its descendants."""
-    pids = [pid]
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry))
-        except OSError:
-            continue
-    i = 0
-    while i < len(pids):
-        pids.extend(children.get(pids[i], []))
-        i += 1
-    return pids
 
 
 def cpu_ticks(pids):
@@ -83,19 +44,6 @@ def cpu_ticks(pids):
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])  # utime + stime
-        except OSError:
-            pass
-    return total
-
-
-def rss_kb(pids):
-    total = 0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
         except OSError:
             pass
     return total
@@ -136,46 +84,6 @@ def wrk(port, duration, connections):
         "errors": int(errors.group(1)) if errors else 0,
         "socket_errors": sock_err.group(1) if sock_err else "",
     }
-
-
-def raise_fd_limit():
-    """Room for 10,000 idle connections (root may raise the hard limit)."""
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
-    except (ValueError, OSError):
-        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        want = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
-
-class Proc:
-    def __init__(self, name, argv, port, cwd=None, env=None):
-        self.name, self.port = name, port
-        self.log = tempfile.TemporaryFile()
-        self.p = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=None if env is None else dict(os.environ, **env),
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-            preexec_fn=raise_fd_limit,
-        )
-        try:
-            wait_port(port)
-        except SystemExit:
-            self.log.seek(0)
-            raise SystemExit(f"{name} did not start: {self.log.read().decode(errors='replace')[-2000:]}")
-
-    def pids(self):
-        return tree(self.p.pid)
-
-    def stop(self):
-        for pid in reversed(self.pids()):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        self.p.wait()
 
 
 NGINX_BACKENDS = """
