@@ -1,8 +1,8 @@
 //! Raw config → validated [`Config`]: the one place validation lives.
 //!
 //! Each check reports the span of the offending value and its dotted field
-//! path. Defaults from the spec are filled in here, so nothing downstream has
-//! to know them. Routes are checked in `validate_route.rs`.
+//! path. Defaults (as the README lists them) are filled in here, so nothing
+//! downstream has to know them. Routes are checked in `validate_route.rs`.
 
 use super::error::Reporter;
 use super::raw::*;
