@@ -157,7 +157,8 @@ X-User-Id: u-81723\r\nCookie: session=abc123; theme=dark\r\nConnection: keep-ali
     c.bench_function("fast path: parse request head, write upstream head", |b| {
         b.iter(|| {
             let mut storage = [httparse::EMPTY_HEADER; request::MAX_HEADERS];
-            let head = request::parse(black_box(req), &mut storage).expect("a plain request");
+            let head = request::parse(black_box(req), &mut storage, request::MAX_BODY)
+                .expect("a plain request");
             out.clear();
             request::write_upstream(&mut out, &head, client_ip, false);
             black_box(out.len())

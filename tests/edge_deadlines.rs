@@ -169,3 +169,36 @@ async fn a_backend_waiting_for_a_stalled_body_is_not_blamed() {
         "the backend was blamed:\n{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_body_within_retry_buffer_is_sent_again_after_a_reset() {
+    // `a` resets `/once` as soon as its head is in; `b` answers it.
+    let a = Recorder::spawn(resets).await;
+    let b = Recorder::spawn(default_answer).await;
+    let cfg = config(&[a.addr, b.addr], true).replace(
+        "fast_path = true",
+        "fast_path = true\nretry_buffer = 200000",
+    );
+    let proxy = ProxyProc::start(&cfg);
+    let body = vec![b'u'; 100_000];
+    let head = format!(
+        "PUT /once HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    // Round robin over two backends: one of two requests meets `a` first.
+    for _ in 0..2 {
+        let r = send_raw(
+            proxy.addr,
+            &[head.as_bytes(), &body],
+            Duration::ZERO,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(r.statuses(), [200], "{:?}", r.text());
+    }
+    assert!(
+        !a.received().is_empty(),
+        "no request met the resetting backend"
+    );
+    assert!(b.received().iter().all(|r| r.body.len() == 100_000));
+}

@@ -80,6 +80,9 @@ pub struct ProxySettings {
     /// Serve the common HTTP/1 request on cutover's own path (on by
     /// default; off sends every request through Pingora's proxy).
     pub fast_path: bool,
+    /// Request bodies up to this size are read whole before the first
+    /// attempt (on cutover's own path), so a retry can send them again.
+    pub retry_buffer: usize,
     /// Request heads larger than this get 431.
     pub max_header_bytes: usize,
     /// Extra attempts on another backend after a failed one.

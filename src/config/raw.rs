@@ -46,6 +46,7 @@ pub struct RawProxy {
     pub send_timeout: Option<SStr>,
     pub underscores_in_headers: Option<bool>,
     pub fast_path: Option<bool>,
+    pub retry_buffer: Option<Spanned<i64>>,
     pub max_header_bytes: Option<Spanned<i64>>,
     pub retries: Option<Spanned<i64>>,
     pub threads: Option<Spanned<i64>>,

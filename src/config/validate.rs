@@ -200,6 +200,10 @@ impl Validator<'_> {
             Some(v) => self.int_in(v, "proxy.max_header_bytes", 1024..=1_048_575)? as usize,
             None => 65536,
         };
+        let retry_buffer = match &raw.retry_buffer {
+            Some(v) => self.int_in(v, "proxy.retry_buffer", 0..=1_048_576)? as usize,
+            None => 65536,
+        };
         let retries = match &raw.retries {
             Some(v) => self.int_in(v, "proxy.retries", 0..=10)? as usize,
             None => 2,
@@ -243,6 +247,7 @@ impl Validator<'_> {
             )?,
             underscores_in_headers: raw.underscores_in_headers.unwrap_or(false),
             fast_path: raw.fast_path.unwrap_or(true),
+            retry_buffer,
             max_header_bytes,
             retries,
             threads,

@@ -72,7 +72,7 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
     let snap = control.snapshot();
     let buf = client.take_buffered();
     let mut storage = [httparse::EMPTY_HEADER; request::MAX_HEADERS];
-    let Some(head) = request::parse(&buf, &mut storage) else {
+    let Some(head) = request::parse(&buf, &mut storage, snap.config.proxy.retry_buffer) else {
         client.put_back(buf);
         return Served::NotTaken;
     };

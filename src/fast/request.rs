@@ -3,7 +3,7 @@
 //!
 //! The fast path takes the plain, common request: HTTP/1.1, an origin-form
 //! target, one `Host`, no body or a `Content-Length` one of at most
-//! [`MAX_BODY`] bytes, no upgrade, no `Expect`, a `Connection` header (if
+//! `retry_buffer` bytes (64 KiB by default), no upgrade, no `Expect`, a `Connection` header (if
 //! any) that only says `close` or `keep-alive`. Anything else is
 //! left to Pingora's proxy, which handles every case; the fast path exists to
 //! make the usual one cheap, not to be complete.
@@ -17,10 +17,10 @@ use std::net::IpAddr;
 /// Most request headers the fast path parses (more: Pingora takes it).
 pub const MAX_HEADERS: usize = 64;
 
-/// Largest request body the fast path takes. It reads such a body whole
-/// before the first attempt, so a retry can send it again (as Pingora's
-/// retry buffer allows, with the same limit); larger ones stream through
-/// Pingora.
+/// The default `retry_buffer`: the largest request body the fast path takes.
+/// It reads such a body whole before the first attempt, so a retry can send
+/// it again (Pingora's own retry buffer has the same size); larger ones
+/// stream through Pingora.
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// A parsed request head the fast path can take.
@@ -52,10 +52,12 @@ impl Head<'_, '_> {
 }
 
 /// Parse the head at the start of `buf`; `None` when it is incomplete,
-/// malformed or not one the fast path takes (Pingora then reads it again).
+/// malformed or not one the fast path takes (a body over `max_body` bytes,
+/// among others: Pingora then reads it again).
 pub fn parse<'h, 'b>(
     buf: &'b [u8],
     storage: &'h mut [Header<'b>; MAX_HEADERS],
+    max_body: usize,
 ) -> Option<Head<'h, 'b>> {
     let mut req = httparse::Request::new(storage);
     let len = match req.parse(buf) {
@@ -92,7 +94,7 @@ pub fn parse<'h, 'b>(
                 return None;
             }
             let n = std::str::from_utf8(v).ok()?.parse::<usize>().ok()?;
-            if n > MAX_BODY {
+            if n > max_body {
                 return None;
             }
             body_len = Some(n);
@@ -175,7 +177,7 @@ mod tests {
 
     fn parsed(raw: &[u8]) -> Option<(usize, bool, String, String)> {
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let h = parse(raw, &mut storage)?;
+        let h = parse(raw, &mut storage, MAX_BODY)?;
         Some((h.len, h.close, h.host.to_string(), h.path().to_string()))
     }
 
@@ -221,7 +223,7 @@ mod tests {
 X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Trace: 1\r\nx-forwarded-for: 10.0.0.2\r\n\
 Proxy-Authorization: Basic eDp5\r\n\r\n";
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let head = parse(raw, &mut storage).unwrap();
+        let head = parse(raw, &mut storage, MAX_BODY).unwrap();
         let mut out = Vec::new();
         write_upstream(&mut out, &head, Some("127.0.0.9".parse().unwrap()), false);
         assert_eq!(
@@ -236,7 +238,7 @@ X-Forwarded-Host: h.example\r\n\r\n"
     fn without_a_client_address_earlier_hops_still_go_on() {
         let raw = b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n";
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let head = parse(raw, &mut storage).unwrap();
+        let head = parse(raw, &mut storage, MAX_BODY).unwrap();
         let mut out = Vec::new();
         write_upstream(&mut out, &head, None, false);
         let text = String::from_utf8(out).unwrap();
@@ -247,7 +249,7 @@ X-Forwarded-Host: h.example\r\n\r\n"
     fn without_a_client_address_no_forwarded_for() {
         let raw = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let head = parse(raw, &mut storage).unwrap();
+        let head = parse(raw, &mut storage, MAX_BODY).unwrap();
         let mut out = Vec::new();
         write_upstream(&mut out, &head, None, true);
         let text = String::from_utf8(out).unwrap();
