@@ -49,7 +49,7 @@ pub fn summary(cfg: &Config) -> String {
     let p = &cfg.proxy;
     let _ = writeln!(
         s,
-        "limits:    connect {}, read {}, idle {}, header {}, body {}, send {}, max header {} bytes, retries {}, threads {}, grace {}",
+        "limits:    connect {}, read {}, idle {}, header {}, body {}, send {}, max header {} bytes, retry buffer {} bytes, retries {}, threads {}, grace {}{}",
         dur(p.connect_timeout),
         dur(p.read_timeout),
         dur(p.idle_timeout),
@@ -57,9 +57,11 @@ pub fn summary(cfg: &Config) -> String {
         dur(p.body_timeout),
         dur(p.send_timeout),
         p.max_header_bytes,
+        p.retry_buffer,
         p.retries,
         p.threads,
-        dur(p.grace)
+        dur(p.grace),
+        if p.fast_path { "" } else { ", fast path off" }
     );
     let _ = writeln!(s, "pools:");
     for pool in &cfg.pools {
