@@ -189,6 +189,22 @@ fn reloads(proxy: &ProxyProc) -> usize {
     proxy.stderr.count("config reloaded")
 }
 
+/// Exactly `n` reloads: wait (bounded) for the `n`th log line (the log is
+/// read by another thread, so it may trail the reply), then make sure no
+/// further one follows for a while (an absence can only be watched for).
+async fn assert_reloads(proxy: &ProxyProc, n: usize) {
+    let reached = proxy.stderr.wait_until(Duration::from_secs(5), |lines| {
+        lines
+            .iter()
+            .filter(|l| l.contains("config reloaded"))
+            .count()
+            >= n
+    });
+    assert!(reached, "fewer than {n} reloads: {:?}", proxy.stderr.all());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(reloads(proxy), n, "{:?}", proxy.stderr.all());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rename_on_save_is_applied_exactly_once() {
     let onprem = Backend::spawn("onprem").await;
@@ -200,12 +216,10 @@ async fn rename_on_save_is_applied_exactly_once() {
     std::fs::write(&swap, &next).unwrap();
     std::fs::rename(&swap, &proxy.config_path).unwrap();
     wait_applied(&proxy, &next).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(reloads(&proxy), 1, "{:?}", proxy.stderr.all());
+    assert_reloads(&proxy, 1).await;
     // Touching another file in the directory reloads nothing.
     std::fs::write(proxy.dir.path().join("notes.txt"), "hello").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(reloads(&proxy), 1);
+    assert_reloads(&proxy, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,8 +247,7 @@ async fn a_configmap_symlink_swap_is_applied_exactly_once() {
     std::fs::remove_dir_all(d.join("..2026_11_27_01")).unwrap();
 
     wait_applied(&proxy, &second).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(reloads(&proxy), 1, "{:?}", proxy.stderr.all());
+    assert_reloads(&proxy, 1).await;
     let r = get(&client(), &proxy.url("/"), &[]).await.unwrap();
     assert_eq!(r.header("x-backend"), Some("cloud"));
 }
@@ -344,7 +357,7 @@ async fn sighup_and_post_reload_force_a_reload() {
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["result"], "ok");
     assert!(v["summary"].as_str().unwrap().contains("routes"));
-    assert_eq!(reloads(&proxy), 2);
+    assert_reloads(&proxy, 2).await;
 
     // A listener change applies the rest and waits for a restart.
     let moved = text
