@@ -426,3 +426,57 @@ async fn a_websocket_round_trips_through_the_proxy() {
         assert_eq!(back, frame);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_client_over_tls_must_send_its_preface_in_time() {
+    let ca = TestCa::new("edge ca");
+    let app = Backend::spawn("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = ca.leaf(&["a.test"]);
+    // The head deadlines, short: the preface is an HTTP/2 client's head.
+    let proxy = {
+        let mut certs = Vec::new();
+        let (c, k) = write_pair(dir.path(), "a", &a);
+        certs.push(format!(
+            "{{ cert = \"{}\", key = \"{}\" }}",
+            c.display(),
+            k.display()
+        ));
+        let cfg = format!(
+            "{}[[proxy.tls]]\nlisten = \"127.0.0.1:0\"\ncerts = [{}]\nhttp2 = true\n\
+             [pools.app]\nbackends = [{}]\n[[routes]]\nname = \"api\"\nsplit = {{ app = 1 }}\n",
+            base_config().replace(
+                "threads = 1",
+                "threads = 1\nheader_timeout = \"500ms\"\nidle_timeout = \"1s\""
+            ),
+            certs.join(", "),
+            addrs(&[&app])
+        );
+        ProxyProc::start(&cfg)
+    };
+    let addr = tls_addr(&proxy);
+    let config = client_config(&ca.pem(), &[b"h2"]);
+    for (sent, limit) in [(&b"PRI * HTTP/2.0\r\n"[..], 2500), (b"", 3000)] {
+        let mut tls = connect(addr, "a.test", config.clone()).await.unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        tls.write_all(sent).await.unwrap();
+        tls.flush().await.unwrap();
+        let start = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(6), async {
+            loop {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "{sent:?}: still open after 6 s");
+        assert!(
+            start.elapsed() < Duration::from_millis(limit),
+            "{sent:?}: closed after {:?}",
+            start.elapsed()
+        );
+    }
+}

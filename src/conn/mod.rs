@@ -195,6 +195,10 @@ impl GuardedStream {
             match ready!(self.poll_fill(cx)) {
                 Ok(0) => return Poll::Ready(Next::Closed),
                 Ok(_) => {}
+                // An HTTP/1 answer means nothing to an HTTP/2 client.
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && self.expect_h2 => {
+                    return Poll::Ready(Next::Closed)
+                }
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                     return Poll::Ready(Next::Refused(408))
                 }
