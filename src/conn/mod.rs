@@ -390,3 +390,6 @@ impl Peek for GuardedStream {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests;
