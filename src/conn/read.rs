@@ -2,27 +2,10 @@
 //! it gets one request and nothing of the next.
 
 use super::{Body, GuardedStream, Mode, HEAD_READ};
-use pingora::protocols::Stream;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
-
-/// Read up to `max` bytes from `inner` into the spare room of `v`.
-fn poll_into(
-    inner: &mut Stream,
-    cx: &mut Context<'_>,
-    v: &mut Vec<u8>,
-    max: usize,
-) -> Poll<io::Result<usize>> {
-    v.reserve(max);
-    let mut rb = ReadBuf::uninit(&mut v.spare_capacity_mut()[..max]);
-    ready!(Pin::new(inner).poll_read(cx, &mut rb))?;
-    let n = rb.filled().len();
-    // SAFETY: the read initialised the first `n` bytes of the spare room.
-    unsafe { v.set_len(v.len() + n) };
-    Poll::Ready(Ok(n))
-}
 
 /// How much a read may hand out now.
 enum Allow {
@@ -35,25 +18,28 @@ enum Allow {
 }
 
 impl GuardedStream {
-    /// Append up to `max` bytes from the connection to `replay`. While
-    /// nothing is buffered, the buffer is allocated only for the poll
-    /// unless data arrives: an idle connection keeps none.
+    /// Append up to `max` (at most [`HEAD_READ`]) bytes from the connection
+    /// to `replay`. The read goes into a buffer on the stack and only what
+    /// arrived is kept, so a waiting connection holds no spare room: an idle
+    /// one holds nothing, a stalled one only the bytes it sent.
     pub(super) fn poll_append(
         &mut self,
         cx: &mut Context<'_>,
         max: usize,
     ) -> Poll<io::Result<usize>> {
-        if self.unread().is_empty() {
-            let mut v = Vec::new();
-            let polled = poll_into(&mut self.inner, cx, &mut v, max);
-            if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-                self.replay = v;
+        let mut room = [std::mem::MaybeUninit::<u8>::uninit(); HEAD_READ];
+        let mut rb = ReadBuf::uninit(&mut room[..max.min(HEAD_READ)]);
+        ready!(Pin::new(&mut self.inner).poll_read(cx, &mut rb))?;
+        let got = rb.filled();
+        if !got.is_empty() {
+            if self.unread().is_empty() {
+                self.replay = got.to_vec();
                 self.replay_pos = 0;
+            } else {
+                self.replay.extend_from_slice(got);
             }
-            polled
-        } else {
-            poll_into(&mut self.inner, cx, &mut self.replay, max)
         }
+        Poll::Ready(Ok(got.len()))
     }
 
     /// Hand out up to `limit` bytes: read-ahead bytes first, then the

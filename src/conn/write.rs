@@ -8,13 +8,16 @@
 
 use super::GuardedStream;
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::AsyncWrite;
 
-/// Writes up to this size are held for coalescing.
+/// Writes are held for coalescing up to this much in all.
 const WRITE_COALESCE: usize = 16 * 1024;
+
+/// A write this large is not held (nor copied): it goes out at once.
+const DIRECT_WRITE: usize = 4 * 1024;
 
 impl GuardedStream {
     /// Whether the send deadline has passed, arming it on the first stall.
@@ -99,14 +102,41 @@ impl AsyncWrite for GuardedStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.wbuf.len() + buf.len() > WRITE_COALESCE {
-            ready!(this.poll_drain(cx))?;
-            if buf.len() > WRITE_COALESCE {
+        if buf.len() < DIRECT_WRITE && this.wbuf.len() + buf.len() <= WRITE_COALESCE {
+            this.wbuf.extend_from_slice(buf);
+            return Poll::Ready(Ok(buf.len()));
+        }
+        // A large write goes out now, with what is held in front of it in
+        // the same system call, and is not copied: a client that stops
+        // reading then costs the caller's buffer only.
+        loop {
+            if this.wbuf.is_empty() {
                 return this.poll_send(cx, buf);
             }
+            let held = this.wbuf.len();
+            let parts = [IoSlice::new(&this.wbuf), IoSlice::new(buf)];
+            match Pin::new(&mut this.inner).poll_write_vectored(cx, &parts) {
+                Poll::Pending => return this.stalled(cx),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "connection closed",
+                    )))
+                }
+                Poll::Ready(Ok(n)) => {
+                    this.send_armed = false;
+                    if n < held {
+                        this.wbuf.drain(..n);
+                        continue;
+                    }
+                    this.wbuf = Vec::new();
+                    if n > held {
+                        return Poll::Ready(Ok(n - held));
+                    }
+                }
+            }
         }
-        this.wbuf.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

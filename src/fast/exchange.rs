@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Room for a backend's response head and the first of its body.
-pub(super) const RESPONSE_BUF: usize = 16 * 1024;
+pub(super) const RESPONSE_BUF: usize = 8 * 1024;
 
 /// A response head larger than this is refused (502); Pingora's limit.
 const MAX_RESPONSE_HEAD: usize = 1024 * 1024;

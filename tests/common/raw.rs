@@ -167,11 +167,18 @@ async fn serve(
         while let Some((head, body, used)) = take_request(&buf) {
             buf.drain(..used);
             let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+            // A well-behaved backend: no body after a HEAD answer's head.
+            let head_only = head.starts_with("HEAD ");
             log.lock()
                 .expect("lock")
                 .push(Received { conn, head, body });
             match script(&path) {
                 Answer::Bytes(bytes, close) => {
+                    let end = bytes
+                        .windows(4)
+                        .position(|w| w == b"\r\n\r\n")
+                        .map_or(bytes.len(), |i| i + 4);
+                    let bytes = if head_only { &bytes[..end] } else { bytes };
                     if s.write_all(bytes).await.is_err() || close {
                         return;
                     }
