@@ -20,7 +20,7 @@ const MAX_HEADERS: usize = 256;
 
 /// How a request's body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFraming {
+pub(crate) enum BodyFraming {
     /// No body.
     None,
     /// `Content-Length` bytes.

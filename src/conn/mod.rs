@@ -318,11 +318,6 @@ impl GuardedStream {
         sleep.as_mut().poll(cx)
     }
 
-    /// The checked head at the front: its length and body framing.
-    pub fn checked(&self) -> Option<(usize, BodyFraming)> {
-        self.checked
-    }
-
     /// Take the bytes read ahead and not yet handed out (the fast path parses
     /// them in place). What it does not use goes back with
     /// [`GuardedStream::put_back`].

@@ -238,15 +238,11 @@ async fn proxy(
             match exchange::attempt(&attempt, skip_pool, side, &mut buf, &mut out).await {
                 Ok(answer) => answer,
                 Err(e) => {
+                    // The body is kept whole, to be sent again.
                     let failed = Failed {
-                        kind: e.kind,
-                        stage: e.stage,
                         idempotent: req.idempotent,
-                        // The body is kept whole, to be sent again.
-                        resendable: true,
                         reused: e.reused,
-                        client_stalled: false,
-                        fresh_retry_used: false,
+                        ..Failed::new(e.kind, e.stage)
                     };
                     if decide::judge_failure(ctx, failed) {
                         fresh = ctx.fresh_retry;

@@ -193,16 +193,7 @@ impl ProxyHttp for CutoverProxy {
     ) -> Box<Error> {
         let kind = classify(&e);
         crate::tls::diag::upstream_failed(ctx, kind, &e);
-        let failed = Failed {
-            kind,
-            stage: Stage::Connect,
-            idempotent: false,
-            resendable: true,
-            reused: false,
-            client_stalled: false,
-            fresh_retry_used: false,
-        };
-        let retry = decide::judge_failure(ctx, failed);
+        let retry = decide::judge_failure(ctx, Failed::new(kind, Stage::Connect));
         e.set_retry(retry);
         e
     }
@@ -228,20 +219,19 @@ impl ProxyHttp for CutoverProxy {
         ctx.client_stalled =
             kind == FailureKind::ReadTimeout && !session.as_downstream_mut().is_body_done();
         let answering = ctx.response_started || session.response_written().is_some();
+        // Pingora does not say whether a failed write cut the head or the
+        // body short: a request it began sending counts as sent.
+        let stage = if answering {
+            Stage::Answering
+        } else {
+            Stage::Sent
+        };
         let failed = Failed {
-            kind,
-            // Pingora does not say whether a failed write cut the head or
-            // the body short: a request it began sending counts as sent.
-            stage: if answering {
-                Stage::Answering
-            } else {
-                Stage::Sent
-            },
             idempotent: session.req_header().method.is_idempotent(),
             resendable: !session.as_ref().retry_buffer_truncated(),
             reused: upstream_reused,
             client_stalled: ctx.client_stalled,
-            fresh_retry_used: false,
+            ..Failed::new(kind, stage)
         };
         let retry = decide::judge_failure(ctx, failed);
         e.set_retry(retry);

@@ -48,6 +48,24 @@ pub struct Failed {
     pub fresh_retry_used: bool,
 }
 
+impl Failed {
+    /// A failure of `kind` at `stage`, nothing else known yet: a method that
+    /// may not be sent twice, its body at hand, a fresh connection. (The
+    /// request's one fresh-connection retry is filled in by
+    /// `decide::judge_failure`, which keeps it.)
+    pub fn new(kind: FailureKind, stage: Stage) -> Failed {
+        Failed {
+            kind,
+            stage,
+            idempotent: false,
+            resendable: true,
+            reused: false,
+            client_stalled: false,
+            fresh_retry_used: false,
+        }
+    }
+}
+
 /// Where a failed request goes next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -114,13 +132,8 @@ mod tests {
 
     fn failed(kind: FailureKind, stage: Stage) -> Failed {
         Failed {
-            kind,
-            stage,
             idempotent: true,
-            resendable: true,
-            reused: false,
-            client_stalled: false,
-            fresh_retry_used: false,
+            ..Failed::new(kind, stage)
         }
     }
 

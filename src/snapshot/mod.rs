@@ -10,20 +10,24 @@
 //! `Arc`s shared across snapshots, keyed by what it describes, in the
 //! [`Registry`].
 
+mod build;
 pub(crate) mod peer;
+mod registry;
+
+pub(crate) use build::{build, BuildInputs};
+pub(crate) use registry::Registry;
 
 use crate::access_log::AccessLog;
-use crate::config::{Config, HealthCheck, Outlier, PoolConfig, RouteMatch, Sticky};
+use crate::config::{Config, HealthCheck, Outlier, RouteMatch, Sticky};
 use crate::health::BackendState;
-use crate::metrics::{Metrics, RoutePoolMetrics};
+use crate::metrics::RoutePoolMetrics;
 use crate::shift::window::Window;
 use crate::split;
 use http::HeaderName;
 use pingora::upstreams::peer::HttpPeer;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Everything a request needs, frozen.
 pub struct Snapshot {
@@ -228,196 +232,4 @@ pub enum BuildError {
     /// Anything else (an access log file that cannot be opened, …).
     #[error("{0}")]
     Other(String),
-}
-
-/// Live state that outlives snapshots, keyed by what it describes.
-#[derive(Default)]
-pub(crate) struct Registry {
-    backends: Mutex<HashMap<(String, String), Arc<BackendState>>>,
-    route_seq: Mutex<HashMap<String, Arc<AtomicU64>>>,
-    route_stats: Mutex<HashMap<String, Arc<RouteStats>>>,
-    pool_seq: Mutex<HashMap<String, Arc<AtomicU64>>>,
-    /// The gate's windows, by `route/pool`.
-    windows: Mutex<HashMap<String, Arc<Window>>>,
-}
-
-impl Registry {
-    /// The state of backend `addr` in `pool`, created on first sight.
-    pub(crate) fn backend(&self, pool: &PoolConfig, addr: &str) -> Arc<BackendState> {
-        let mut map = self.backends.lock().unwrap_or_else(|p| p.into_inner());
-        let state = map
-            .entry((pool.name.clone(), addr.to_string()))
-            .or_insert_with(|| Arc::new(BackendState::new(&pool.name, addr, pool.health.is_some())))
-            .clone();
-        if pool.health.is_none() {
-            state.assume_healthy();
-        }
-        state
-    }
-
-    fn shared<T: Default>(map: &Mutex<HashMap<String, Arc<T>>>, name: &str) -> Arc<T> {
-        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(name.to_string()).or_default().clone()
-    }
-
-    /// The gate's window of `pool`'s attempts on `route`, created on first
-    /// sight.
-    pub(crate) fn window(&self, route: &str, pool: &str) -> Arc<Window> {
-        Registry::shared(&self.windows, &format!("{route}/{pool}"))
-    }
-
-    /// Forget state of backends, routes and pools `config` no longer has.
-    pub(crate) fn prune(&self, config: &Config) {
-        let mut keep = std::collections::HashSet::new();
-        for p in &config.pools {
-            for b in &p.backends {
-                keep.insert((p.name.clone(), b.addr.clone()));
-            }
-        }
-        self.backends
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|k, _| keep.contains(k));
-        let has_route = |k: &String| config.routes.iter().any(|r| &r.name == k);
-        self.route_seq
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|k, _| has_route(k));
-        self.route_stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|k, _| has_route(k));
-        self.pool_seq
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|k, _| config.pools.iter().any(|p| &p.name == k));
-        self.windows
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|k, _| {
-                k.split_once('/').is_some_and(|(r, p)| {
-                    has_route(&r.to_string()) && config.pools.iter().any(|c| c.name == p)
-                })
-            });
-    }
-}
-
-/// Inputs to [`build`] besides the config.
-pub(crate) struct BuildInputs<'a> {
-    /// Resolved backend addresses, by `host:port`.
-    pub resolved: &'a HashMap<String, SocketAddr>,
-    /// Per route (by index), the weight of each split entry (same order as
-    /// `config.routes[i].split`), as decided by the control plane.
-    pub weights: &'a [Vec<f64>],
-    /// Per route (by index), its shift's position.
-    pub shifts: &'a [Option<ShiftView>],
-    /// The upstream peers of each pool, built by `proxy::peer`.
-    pub peers: &'a dyn Fn(&PoolConfig, &str, SocketAddr) -> Result<HttpPeer, BuildError>,
-    /// Metric handles are resolved here.
-    pub metrics: &'a Metrics,
-    /// The access log to use.
-    pub access_log: Option<Arc<AccessLog>>,
-}
-
-/// Build a snapshot.
-pub(crate) fn build(
-    config: Arc<Config>,
-    inputs: &BuildInputs<'_>,
-    registry: &Registry,
-) -> Result<Snapshot, BuildError> {
-    let mut pools = Vec::with_capacity(config.pools.len());
-    for pool in &config.pools {
-        let mut backends = Vec::with_capacity(pool.backends.len());
-        for b in &pool.backends {
-            let socket = *inputs
-                .resolved
-                .get(&b.addr)
-                .ok_or_else(|| BuildError::Resolve {
-                    pool: pool.name.clone(),
-                    addr: b.addr.clone(),
-                    reason: "not resolved".into(),
-                })?;
-            backends.push(Backend {
-                addr: b.addr.as_str().into(),
-                socket,
-                weight: b.weight,
-                state: registry.backend(pool, &b.addr),
-                peer: (inputs.peers)(pool, &b.addr, socket)?,
-            });
-        }
-        pools.push(Pool {
-            name: pool.name.as_str().into(),
-            weights: pool.backends.iter().map(|b| b.weight).collect(),
-            backends,
-            seq: Registry::shared(&registry.pool_seq, &pool.name),
-            outlier: pool.outlier,
-            health: pool.health.clone(),
-            tls: pool.tls.clone(),
-        });
-    }
-    let mut routes = Vec::with_capacity(config.routes.len());
-    for (i, r) in config.routes.iter().enumerate() {
-        let weights = inputs.weights.get(i);
-        // Bucket order: the shift target first, so that raising its share
-        // only ever moves sticky users towards it.
-        let mut order: Vec<usize> = (0..r.split.len()).collect();
-        if let Some(shift) = &r.shift {
-            order.sort_by_key(|j| r.split[*j].pool != shift.to);
-        }
-        let w: Vec<f64> = order
-            .iter()
-            .map(|j| {
-                weights
-                    .and_then(|w| w.get(*j))
-                    .copied()
-                    .unwrap_or(r.split[*j].weight)
-            })
-            .collect();
-        let mut buckets = split::to_buckets(&w);
-        let mut slots: Vec<RouteSlot> = order
-            .iter()
-            .map(|j| RouteSlot {
-                pool: r.split[*j].pool,
-                failover: false,
-            })
-            .collect();
-        for p in &r.failover {
-            slots.push(RouteSlot {
-                pool: *p,
-                failover: true,
-            });
-            buckets.push(0);
-        }
-        let metrics = slots
-            .iter()
-            .map(|s| {
-                inputs
-                    .metrics
-                    .route_pool(&r.name, &config.pools[s.pool].name)
-            })
-            .collect();
-        let windows = slots
-            .iter()
-            .map(|s| registry.window(&r.name, &config.pools[s.pool].name))
-            .collect();
-        routes.push(Route {
-            metrics,
-            windows,
-            shift: inputs.shifts.get(i).copied().flatten(),
-            name: r.name.as_str().into(),
-            matcher: r.matcher.clone(),
-            slots,
-            buckets,
-            sticky: r.sticky.clone(),
-            override_header: r.override_header.clone(),
-            seq: Registry::shared(&registry.route_seq, &r.name),
-            stats: Registry::shared(&registry.route_stats, &r.name),
-        });
-    }
-    Ok(Snapshot {
-        config,
-        routes,
-        pools,
-        access_log: inputs.access_log.clone(),
-    })
 }
