@@ -7,13 +7,23 @@ set -euo pipefail
 want=()
 for what in "${@:-build}"; do
   case "$what" in
-    build) command -v cmake >/dev/null 2>&1 || want+=(cmake) ;;
+    build)
+      command -v cmake >/dev/null 2>&1 || want+=(cmake)
+      # The etcd client's gRPC code is generated at build time.
+      command -v protoc >/dev/null 2>&1 || want+=(protobuf-compiler)
+      [ -f /usr/include/google/protobuf/descriptor.proto ] || want+=(libprotobuf-dev)
+      ;;
     test)
       command -v cmake >/dev/null 2>&1 || want+=(cmake)
+      command -v protoc >/dev/null 2>&1 || want+=(protobuf-compiler)
+      [ -f /usr/include/google/protobuf/descriptor.proto ] || want+=(libprotobuf-dev)
+      command -v etcd >/dev/null 2>&1 || want+=(etcd-server)
       command -v promtool >/dev/null 2>&1 || want+=(prometheus)
       ;;
     bench)
       command -v cmake >/dev/null 2>&1 || want+=(cmake)
+      command -v protoc >/dev/null 2>&1 || want+=(protobuf-compiler)
+      [ -f /usr/include/google/protobuf/descriptor.proto ] || want+=(libprotobuf-dev)
       command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
       command -v haproxy >/dev/null 2>&1 || want+=(haproxy)
       command -v wrk >/dev/null 2>&1 || want+=(wrk)

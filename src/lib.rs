@@ -35,6 +35,7 @@ mod app;
 mod chunked;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 mod conn;
 pub mod control;

@@ -20,11 +20,12 @@
 //! time, never logged). Mutations take POST or PUT; a GET gets 405.
 
 mod families;
+mod fleet;
 
 pub(crate) mod server;
 mod status;
 
-use crate::control::{Control, ShiftError, SplitError};
+use crate::control::{Control, FleetError, ShiftError, SplitError};
 use crate::reload::Reloader;
 use crate::shift::Action;
 use bytes::Bytes;
@@ -193,13 +194,19 @@ impl AdminApi {
                 body: self
                     .control
                     .metrics
-                    .render(families::live_families(&self.control.snapshot()))
+                    .render({
+                        let mut f = families::live_families(&self.control.snapshot());
+                        f.extend(fleet::families(&self.control));
+                        f
+                    })
                     .into_bytes(),
             },
             ["reload"] => self.reload().await,
-            ["routes", route, "shift", action] => self.shift(route, action),
-            ["routes", route, "split"] => self.split(route, &req.body),
-            ["pools", pool, "backends", addr, action] => self.drain(pool, addr, *action == "drain"),
+            ["routes", route, "shift", action] => self.shift(route, action).await,
+            ["routes", route, "split"] => self.split(route, &req.body).await,
+            ["pools", pool, "backends", addr, action] => {
+                self.drain(pool, addr, *action == "drain").await
+            }
             _ => AdminResponse::error(404, format!("no admin endpoint {}", req.path)),
         }
     }
@@ -235,21 +242,38 @@ impl AdminApi {
         }
     }
 
-    fn shift(&self, route: &str, action: &str) -> AdminResponse {
+    async fn shift(&self, route: &str, action: &str) -> AdminResponse {
         let Some(action) = Action::parse(action) else {
             return AdminResponse::error(404, format!("no shift action {action:?}"));
         };
-        match self.control.shift_action(route, action) {
+        match self.control.fleet_shift_action(route, action).await {
             Ok(_) => AdminResponse::json(
                 200,
                 status::shift_of(&self.control, route).unwrap_or(Value::Null),
             ),
             Err(e @ ShiftError::UnknownRoute(_)) => AdminResponse::error(404, e),
+            Err(ShiftError::Fleet(e)) => self.fleet_refusal(e, route),
             Err(e) => AdminResponse::error(409, e),
         }
     }
 
-    fn split(&self, route: &str, body: &[u8]) -> AdminResponse {
+    /// A fleet-wide action that did not happen: 409 with the current state
+    /// (a conflict, or a fleet that does not agree), 503 without etcd.
+    fn fleet_refusal(&self, e: FleetError, route: &str) -> AdminResponse {
+        let status = match e {
+            FleetError::Unavailable(_) => 503,
+            FleetError::Conflict | FleetError::Frozen(_) => 409,
+        };
+        AdminResponse::json(
+            status,
+            json!({
+                "error": e.to_string(),
+                "current": status::shift_of(&self.control, route).unwrap_or(Value::Null),
+            }),
+        )
+    }
+
+    async fn split(&self, route: &str, body: &[u8]) -> AdminResponse {
         let weights: HashMap<String, f64> = match serde_json::from_slice(body) {
             Ok(w) => w,
             Err(e) => {
@@ -259,7 +283,7 @@ impl AdminApi {
                 )
             }
         };
-        match self.control.set_split(route, &weights) {
+        match self.control.fleet_set_split(route, &weights).await {
             Ok(split) => {
                 let split: serde_json::Map<String, Value> =
                     split.into_iter().map(|(p, w)| (p, json!(w))).collect();
@@ -269,11 +293,12 @@ impl AdminApi {
                 )
             }
             Err(e @ SplitError::UnknownRoute(_)) => AdminResponse::error(404, e),
+            Err(SplitError::Fleet(e)) => self.fleet_refusal(e, route),
             Err(e) => AdminResponse::error(422, e),
         }
     }
 
-    fn drain(&self, pool: &str, addr: &str, on: bool) -> AdminResponse {
+    async fn drain(&self, pool: &str, addr: &str, on: bool) -> AdminResponse {
         let snap = self.control.snapshot();
         let Some(p) = snap.pools.iter().find(|p| &*p.name == pool) else {
             return AdminResponse::error(404, format!("no pool named {pool:?}"));
@@ -281,13 +306,19 @@ impl AdminApi {
         let Some(b) = p.backends.iter().find(|b| &*b.addr == addr) else {
             return AdminResponse::error(404, format!("pool {pool:?} has no backend {addr:?}"));
         };
-        b.state.set_draining(on);
-        tracing::info!(
-            pool,
-            backend = addr,
-            draining = on,
-            "backend drain changed by operator"
-        );
+        if let Err(e) = self.control.fleet_drain(pool, addr, on).await {
+            let status = match e {
+                FleetError::Unavailable(_) => 503,
+                _ => 409,
+            };
+            return AdminResponse::json(
+                status,
+                json!({
+                    "error": e.to_string(),
+                    "current": { "pool": pool, "addr": addr, "status": b.state.status(crate::clock::now_ms()).as_str() },
+                }),
+            );
+        }
         AdminResponse::json(
             200,
             json!({

@@ -197,5 +197,6 @@ pub(super) fn status(control: &Control, reloader: Option<&Reloader>) -> Value {
         "in_flight": control.lifecycle.in_flight.load(Relaxed),
         "routes": routes,
         "pools": pools,
+        "cluster": super::fleet::status(control),
     })
 }

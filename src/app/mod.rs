@@ -49,6 +49,10 @@ pub(crate) enum AppError {
     },
 }
 
+/// How long a replica of a fleet waits for the fleet's state before it
+/// reports ready anyway.
+const FLEET_JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How to start.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AppOptions {
@@ -108,6 +112,10 @@ impl BackgroundService for ControlPlane {
                 }
             })
         };
+        let fleet = tokio::spawn(crate::cluster::sync::run(
+            self.control.clone(),
+            shutdown.clone(),
+        ));
         let file_watch = self.file_watch.lock().ok().and_then(|mut w| w.take());
         let watch = match (self.reloader.clone(), file_watch) {
             (Some(r), Some(w)) => Some(tokio::spawn(crate::reload::watch::run(
@@ -132,6 +140,7 @@ impl BackgroundService for ControlPlane {
         }
         let _ = health.await;
         let _ = ticker.await;
+        let _ = fleet.await;
         if let Some(w) = watch {
             let _ = w.await;
         }
@@ -302,7 +311,30 @@ impl App {
 
     /// Serve until `signals` says stop. Blocks.
     pub(crate) fn run(self, signals: Box<dyn ShutdownSignalWatch>) {
-        self.control.lifecycle.ready.store(true, Ordering::Relaxed);
+        match self.control.cluster.clone() {
+            // A replica of a fleet is ready once it serves the fleet's step
+            // (or, without etcd, after a bounded wait with what it has).
+            Some(cluster) => {
+                let control = self.control.clone();
+                std::thread::spawn(move || {
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_time()
+                        .build()
+                    else {
+                        control.lifecycle.ready.store(true, Ordering::Relaxed);
+                        return;
+                    };
+                    let joined = rt.block_on(cluster.wait_first_sync(FLEET_JOIN_WAIT));
+                    if !joined {
+                        tracing::warn!(
+                            "ready without the fleet's state: etcd did not answer in time"
+                        );
+                    }
+                    control.lifecycle.ready.store(true, Ordering::Relaxed);
+                });
+            }
+            None => self.control.lifecycle.ready.store(true, Ordering::Relaxed),
+        }
         self.server.run(RunArgs {
             shutdown_signal: signals,
         });

@@ -15,6 +15,7 @@ mod error;
 pub mod raw;
 mod summary;
 mod validate;
+mod validate_cluster;
 mod validate_pool;
 mod validate_route;
 mod validate_shift;
@@ -45,6 +46,8 @@ pub struct Config {
     pub state_path: Option<PathBuf>,
     /// `[log] access`: where access log lines go.
     pub access_log: AccessLogTarget,
+    /// `[cluster]`: the fleet this replica belongs to, if any.
+    pub cluster: Option<ClusterSettings>,
     /// `[pools.*]`, in file order. Routes refer to pools by index into this.
     pub pools: Vec<PoolConfig>,
     /// `[[routes]]`, in file order (the first match wins).
@@ -130,6 +133,21 @@ impl std::fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AdminToken(<redacted>)")
     }
+}
+
+/// `[cluster]`: where a fleet of replicas keeps its shared shift state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSettings {
+    /// etcd endpoints, `http://host:port` or `https://host:port`.
+    pub etcd: Vec<String>,
+    /// This replica's name in the fleet (default: the host name).
+    pub name: String,
+    /// The key prefix: one migration, one prefix (no trailing `/`).
+    pub prefix: String,
+    /// etcd user and password, if etcd has authentication on.
+    pub auth: Option<(String, AdminToken)>,
+    /// CA certificate (PEM) to verify etcd's TLS certificate.
+    pub ca: Option<PathBuf>,
 }
 
 /// Where access log lines go.

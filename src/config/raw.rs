@@ -28,6 +28,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub log: Option<RawLog>,
     #[serde(default)]
+    pub cluster: Option<Spanned<RawCluster>>,
+    #[serde(default)]
     pub pools: BTreeMap<String, Spanned<RawPool>>,
     #[serde(default)]
     pub routes: Vec<Spanned<RawRoute>>,
@@ -86,6 +88,19 @@ pub struct RawAdmin {
 #[serde(deny_unknown_fields)]
 pub struct RawState {
     pub path: SStr,
+}
+
+/// `[cluster]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub etcd: Spanned<Vec<SStr>>,
+    pub name: Option<SStr>,
+    pub prefix: Option<SStr>,
+    pub user: Option<SStr>,
+    pub password_env: Option<SStr>,
+    pub password_file: Option<SStr>,
+    pub ca: Option<SStr>,
 }
 
 /// `[log]`

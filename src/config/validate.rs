@@ -29,6 +29,7 @@ pub(super) fn validate(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let admin = v.admin(raw.admin)?;
     let state_path = raw.state.map(|s| v.file_path(&s.path));
     let access_log = v.access_log(raw.log)?;
+    let cluster = raw.cluster.as_ref().map(|c| v.cluster(c)).transpose()?;
     let pools = v.pools(raw.pools)?;
     let routes = v.routes(raw.routes, &pools)?;
     Ok(Config {
@@ -38,6 +39,7 @@ pub(super) fn validate(text: &str, path: &Path) -> Result<Config, ConfigError> {
         admin,
         state_path,
         access_log,
+        cluster,
         pools,
         routes,
     })

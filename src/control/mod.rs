@@ -10,9 +10,11 @@
 //! time a route and pool see a status code, and a backend's, when a TLS
 //! handshake to it fails and the reason is kept for `/status`.)
 
+mod fleet;
 mod routes;
 mod shift;
 
+pub use fleet::FleetError;
 use routes::{restore, route_weights};
 pub use routes::{route_definition, RouteControl, SplitError};
 pub use shift::{ShiftError, TICK};
@@ -63,6 +65,8 @@ pub struct Control {
     pub edge_tls: Vec<Arc<EdgeTls>>,
     /// The generation of the last published snapshot, for watchers.
     published: tokio::sync::watch::Sender<u64>,
+    /// The fleet this replica belongs to (`[cluster]`), if any.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Resolve every backend address of `config` (blocking DNS for names).
@@ -160,6 +164,11 @@ impl Control {
             .collect::<Result<Vec<_>, _>>()?;
         metrics.reloads.with_label_values(&["ok"]).inc();
         metrics.last_reload_success.set(unix_seconds(st.loaded_at));
+        let cluster = st
+            .config
+            .cluster
+            .clone()
+            .map(|c| Arc::new(crate::cluster::Cluster::new(c)));
         let control = Arc::new(Control {
             current: ArcSwap::from_pointee(snap),
             registry,
@@ -168,6 +177,7 @@ impl Control {
             metrics,
             edge_tls,
             published: tokio::sync::watch::Sender::new(1),
+            cluster,
         });
         if rewrite {
             control.persist(&control.lock());

@@ -24,23 +24,63 @@ pub struct RouteControl {
     /// The gate only counts requests from this `now_ms` on (reset when a
     /// stopped shift runs again).
     pub gate_since_ms: u64,
+    /// The same moment as `gate_since_ms`, in Unix milliseconds (0: unset),
+    /// as the fleet shares it.
+    pub gate_since_unix: u64,
     /// The gate's last verdict and when it was made.
     pub last_verdict: Option<(SystemTime, Verdict)>,
+    /// A short hash of `definition`, as the fleet compares it.
+    pub hash: String,
+    /// The etcd revision of the fleet record these decisions follow (0:
+    /// none yet).
+    pub fleet_rev: i64,
+    /// A stop (gate breach, or a pause or rollback while etcd was
+    /// unreachable) this replica made that the fleet has not seen yet.
+    pub pending_stop: bool,
 }
 
 impl RouteControl {
     /// Fresh decisions for `route` at `now`.
     pub fn fresh(config: &Config, route: &RouteConfig, now: SystemTime) -> RouteControl {
         let origin = route.shift.as_ref().and_then(|s| s.start_at).unwrap_or(now);
+        let definition = route_definition(config, route);
         RouteControl {
-            definition: route_definition(config, route),
+            hash: crate::config::text_hash(&definition),
+            definition,
             origin,
             manual: None,
             shift: route.shift.as_ref().map(|s| ShiftState::at(s, origin, now)),
             gate_since_ms: 0,
+            gate_since_unix: 0,
             last_verdict: None,
+            fleet_rev: 0,
+            pending_stop: false,
         }
     }
+
+    /// The gate counts from `at` on (both clocks).
+    pub(super) fn gate_from(&mut self, at: SystemTime) {
+        let unix = at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.gate_since_unix = unix;
+        self.gate_since_ms = local_ms(unix);
+    }
+}
+
+/// A Unix time in milliseconds on this process's monotonic clock
+/// ([`crate::clock::now_ms`]); 0 stays 0 (unset), and a moment before the
+/// process started becomes its start.
+pub(super) fn local_ms(unix_ms: u64) -> u64 {
+    if unix_ms == 0 {
+        return 0;
+    }
+    let unix_now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    crate::clock::now_ms()
+        .saturating_sub(unix_now.saturating_sub(unix_ms))
+        .max(1)
 }
 
 /// What identifies a route's split and shift: runtime decisions about the
@@ -127,7 +167,7 @@ fn legacy_definition(config: &Config, route: &RouteConfig) -> String {
 }
 
 /// What is wrong with an operator's split.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum SplitError {
     /// No such route.
     #[error("no route named {0:?}")]
@@ -143,6 +183,9 @@ pub enum SplitError {
     /// A negative, non-finite or all-zero set of weights.
     #[error("weights must be 0 or more, and not all 0")]
     BadWeights,
+    /// The fleet did not take it.
+    #[error(transparent)]
+    Fleet(#[from] super::fleet::FleetError),
 }
 
 /// The weights a route's split entries have now: an operator's split, else
@@ -180,6 +223,37 @@ pub(super) fn restore(
     rc
 }
 
+/// The route an operator's split is for, and the weights of its split
+/// entries (pools left out get 0), or what is wrong with it.
+pub(super) fn split_weights<'a>(
+    cfg: &'a Config,
+    route: &str,
+    weights: &HashMap<String, f64>,
+) -> Result<(&'a RouteConfig, Vec<f64>), SplitError> {
+    let r = cfg
+        .routes
+        .iter()
+        .find(|r| r.name == route)
+        .ok_or_else(|| SplitError::UnknownRoute(route.to_string()))?;
+    for pool in weights.keys() {
+        if !r.split.iter().any(|e| &cfg.pools[e.pool].name == pool) {
+            return Err(SplitError::UnknownPool {
+                route: route.to_string(),
+                pool: pool.clone(),
+            });
+        }
+    }
+    let w: Vec<f64> = r
+        .split
+        .iter()
+        .map(|e| weights.get(&cfg.pools[e.pool].name).copied().unwrap_or(0.0))
+        .collect();
+    if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().all(|x| *x == 0.0) {
+        return Err(SplitError::BadWeights);
+    }
+    Ok((r, w))
+}
+
 impl Control {
     /// Set an operator's split for a route: `weights` by pool name; pools of
     /// the split left out get 0.
@@ -190,27 +264,7 @@ impl Control {
     ) -> Result<Vec<(String, f64)>, SplitError> {
         let mut st = self.lock();
         let cfg = st.config.clone();
-        let r = cfg
-            .routes
-            .iter()
-            .find(|r| r.name == route)
-            .ok_or_else(|| SplitError::UnknownRoute(route.to_string()))?;
-        for pool in weights.keys() {
-            if !r.split.iter().any(|e| &cfg.pools[e.pool].name == pool) {
-                return Err(SplitError::UnknownPool {
-                    route: route.to_string(),
-                    pool: pool.clone(),
-                });
-            }
-        }
-        let w: Vec<f64> = r
-            .split
-            .iter()
-            .map(|e| weights.get(&cfg.pools[e.pool].name).copied().unwrap_or(0.0))
-            .collect();
-        if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().all(|x| *x == 0.0) {
-            return Err(SplitError::BadWeights);
-        }
+        let (r, w) = split_weights(&cfg, route, weights)?;
         let now = SystemTime::now();
         let rc = st
             .routes

@@ -26,6 +26,9 @@ pub enum ShiftError {
     /// The action does not apply now.
     #[error(transparent)]
     NotApplicable(#[from] NotApplicable),
+    /// The fleet did not take it.
+    #[error(transparent)]
+    Fleet(#[from] super::fleet::FleetError),
 }
 
 fn pct(v: f64) -> String {
@@ -106,6 +109,9 @@ impl Control {
     }
 
     /// Move every shift along to `now` and check the gates of running ones.
+    /// In a fleet, a route the fleet does not agree on (or without etcd)
+    /// stays on its step, and the gate judges the fleet's sum as well as
+    /// this replica's own figures.
     pub fn tick(&self, now: SystemTime) {
         let mut st = self.lock();
         let config = st.config.clone();
@@ -113,6 +119,13 @@ impl Control {
         let mut changed = false;
         for route in &config.routes {
             let Some(cfg) = &route.shift else { continue };
+            let Some(rc) = st.routes.get(&route.name) else {
+                continue;
+            };
+            let frozen = self
+                .cluster
+                .as_ref()
+                .and_then(|c| c.frozen(&route.name, &rc.hash));
             let Some(rc) = st.routes.get_mut(&route.name) else {
                 continue;
             };
@@ -120,28 +133,42 @@ impl Control {
                 continue;
             };
             let was_running = state.phase == Phase::Running;
-            for t in state.tick(cfg, now) {
-                self.note_transition(&route.name, &t, cfg, None);
-                changed = true;
+            if frozen.is_none() {
+                for t in state.tick(cfg, now) {
+                    self.note_transition(&route.name, &t, cfg, None);
+                    changed = true;
+                }
             }
-            if state.phase == Phase::Running && !was_running {
-                rc.gate_since_ms = now_ms;
+            let (phase, started) = (state.phase, state.step_started);
+            if phase == Phase::Running && !was_running {
+                // The moment the schedule started it, the same on every
+                // replica of a fleet.
+                rc.gate_from(started.min(now));
             }
-            let (Some(gate_cfg), Phase::Running) = (&cfg.gate, state.phase) else {
+            let (Some(gate_cfg), Phase::Running) = (&cfg.gate, phase) else {
                 continue;
             };
-            let window = gate::window_for(cfg.hold);
-            let figures = |pool: usize| {
-                self.registry
-                    .window(&route.name, &config.pools[pool].name)
-                    .figures(now_ms, window, rc.gate_since_ms)
+            let rc = &st.routes[&route.name];
+            let verdict = self.judge(&st, &route.name, cfg, gate_cfg, rc, now_ms);
+            let Some(rc) = st.routes.get_mut(&route.name) else {
+                continue;
             };
-            let verdict = gate::evaluate(gate_cfg, figures(cfg.to), figures(cfg.from));
             if verdict.breach == Some(true) {
                 let rollback = gate_cfg.on_breach == OnBreach::Rollback;
-                if let Some(t) = state.breach(rollback, now, verdict.reasons.join("; ")) {
+                let reason = verdict.reasons.join("; ");
+                if let Some(t) = rc
+                    .shift
+                    .as_mut()
+                    .and_then(|s| s.breach(rollback, now, reason))
+                {
                     self.note_transition(&route.name, &t, cfg, Some(&verdict));
                     changed = true;
+                    // Rolling back is the safe direction: done here at
+                    // once, and written for the whole fleet.
+                    if let Some(c) = &self.cluster {
+                        rc.pending_stop = true;
+                        c.publish_later(&route.name);
+                    }
                 }
             }
             rc.last_verdict = Some((now, verdict));
@@ -152,6 +179,41 @@ impl Control {
             }
             self.persist(&st);
         }
+    }
+
+    /// The gate's verdict on a route: on this replica's figures alone, and
+    /// in a fleet also on the fleet's sum (`min_requests` applies to the
+    /// sum); either one breaching is a breach.
+    fn judge(
+        &self,
+        st: &ControlState,
+        route: &str,
+        cfg: &ShiftConfig,
+        gate_cfg: &crate::config::GateConfig,
+        rc: &RouteControl,
+        now_ms: u64,
+    ) -> Verdict {
+        let (to, from) = self.own_sums(st, route, cfg, rc, now_ms);
+        let local = gate::evaluate(gate_cfg, to.figures(), from.figures());
+        let Some(cluster) = &self.cluster else {
+            return local;
+        };
+        let fleet = cluster.fleet_window(route, &rc.hash, rc.gate_since_unix, to, from);
+        let replicas = fleet.shares.len();
+        let mut verdict = gate::evaluate(gate_cfg, fleet.to.figures(), fleet.from.figures());
+        if local.breach == Some(true) && verdict.breach != Some(true) {
+            let mut local = local;
+            for r in &mut local.reasons {
+                *r = format!("{r} on {} alone", cluster.name());
+            }
+            return local;
+        }
+        if replicas > 1 {
+            for r in &mut verdict.reasons {
+                *r = format!("{r} across {replicas} replicas");
+            }
+        }
+        verdict
     }
 
     /// An operator's action on a route's shift.
@@ -180,7 +242,7 @@ impl Control {
             // The shift takes over again from an operator's split, and the
             // gate judges only what happens from now on.
             rc.manual = None;
-            rc.gate_since_ms = now_ms();
+            rc.gate_from(now);
         }
         self.note_transition(route, &t, cfg, None);
         if let Err(e) = self.publish(&mut st) {

@@ -39,6 +39,7 @@ struct Fixed {
     tls_listen: Vec<SocketAddr>,
     admin: SocketAddr,
     threads: usize,
+    cluster: Option<crate::config::ClusterSettings>,
 }
 
 impl Fixed {
@@ -48,6 +49,7 @@ impl Fixed {
             tls_listen: c.proxy.tls.iter().map(|t| t.listen).collect(),
             admin: c.admin.listen,
             threads: c.proxy.threads,
+            cluster: c.cluster.clone(),
         }
     }
 
@@ -64,6 +66,9 @@ impl Fixed {
         }
         if self.threads != new.threads {
             d.push("proxy.threads".to_string());
+        }
+        if self.cluster != new.cluster {
+            d.push("cluster".to_string());
         }
         d
     }

@@ -133,6 +133,12 @@ impl Window {
     /// counting nothing older than `since_ms` (from the first whole slot
     /// after it, so nothing recorded before it is counted).
     pub fn figures(&self, now_ms: u64, window: Duration, since_ms: u64) -> Figures {
+        self.sums(now_ms, window, since_ms).figures()
+    }
+
+    /// The raw counts behind [`Window::figures`]: what a replica publishes
+    /// to its fleet, which adds them up before judging.
+    pub fn sums(&self, now_ms: u64, window: Duration, since_ms: u64) -> Sums {
         let now_epoch = now_ms / SLOT_MS;
         let span = (window.as_millis() as u64)
             .div_ceil(SLOT_MS)
@@ -143,24 +149,56 @@ impl Window {
             since_ms / SLOT_MS + 1
         };
         let oldest = now_epoch.saturating_sub(span - 1).max(first_after);
-        let mut f = Figures::default();
-        let mut hist = [0u64; BOUNDS_MS.len()];
+        let mut out = Sums::default();
         for slot in self.slots.iter() {
             let e = slot.epoch.load(Relaxed);
             if e < oldest || e > now_epoch {
                 continue;
             }
-            f.requests += slot.requests.load(Relaxed);
-            f.errors += slot.errors.load(Relaxed);
-            for (h, b) in hist.iter_mut().zip(&slot.latency) {
+            out.requests += slot.requests.load(Relaxed);
+            out.errors += slot.errors.load(Relaxed);
+            for (h, b) in out.latency.iter_mut().zip(&slot.latency) {
                 *h += u64::from(b.load(Relaxed));
             }
         }
-        let seen: u64 = hist.iter().sum();
+        out
+    }
+}
+
+/// Counts over a window: attempts, failures and the latency histogram
+/// (bucket bounds [`BOUNDS_MS`]). They add up across replicas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sums {
+    /// Attempts.
+    pub requests: u64,
+    /// 5xx answers and transport failures.
+    pub errors: u64,
+    /// Answers per latency bucket.
+    pub latency: [u64; BOUNDS_MS.len()],
+}
+
+impl Sums {
+    /// Add `other` in.
+    pub fn add(&mut self, other: &Sums) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        for (a, b) in self.latency.iter_mut().zip(&other.latency) {
+            *a += b;
+        }
+    }
+
+    /// The figures the gate judges: p99 as the upper bound of its bucket.
+    pub fn figures(&self) -> Figures {
+        let mut f = Figures {
+            requests: self.requests,
+            errors: self.errors,
+            p99: None,
+        };
+        let seen: u64 = self.latency.iter().sum();
         if seen > 0 {
             let rank = (seen * 99).div_ceil(100);
             let mut acc = 0;
-            for (i, h) in hist.iter().enumerate() {
+            for (i, h) in self.latency.iter().enumerate() {
                 acc += h;
                 if acc >= rank {
                     let bound = if BOUNDS_MS[i].is_finite() {
@@ -203,6 +241,26 @@ mod tests {
         );
         assert_eq!(f.requests, 1);
         assert_eq!(f.p99, Some(ms(50)));
+    }
+
+    #[test]
+    fn sums_of_replicas_add_up_to_one_window() {
+        let (a, b, both) = (Window::default(), Window::default(), Window::default());
+        let ms = Duration::from_millis;
+        for i in 0..200u64 {
+            let (w, lat) = if i % 3 == 0 { (&a, 3) } else { (&b, 80) };
+            w.record(1_000 + i, i % 7 == 0, ms(lat));
+            both.record(1_000 + i, i % 7 == 0, ms(lat));
+        }
+        let mut sum = a.sums(1_400, Duration::from_secs(10), 0);
+        sum.add(&b.sums(1_400, Duration::from_secs(10), 0));
+        assert_eq!(sum, both.sums(1_400, Duration::from_secs(10), 0));
+        assert_eq!(
+            sum.figures(),
+            both.figures(1_400, Duration::from_secs(10), 0)
+        );
+        let json = serde_json::to_string(&sum).unwrap();
+        assert_eq!(serde_json::from_str::<Sums>(&json).unwrap(), sum);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod etcd;
 pub mod load;
 pub mod proxy;
 pub mod raw;
