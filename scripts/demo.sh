@@ -3,6 +3,6 @@
 # Extra arguments go to `cutover demo` (e.g. --duration 30s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh build
+scripts/setup.sh build fleet
 cargo build --locked --quiet
 exec target/debug/cutover demo "$@"

@@ -20,6 +20,10 @@ for what in "${@:-build}"; do
       command -v etcd >/dev/null 2>&1 || want+=(etcd-server)
       command -v promtool >/dev/null 2>&1 || want+=(prometheus)
       ;;
+    fleet)
+      # `cutover demo --fleet` runs a real etcd on loopback.
+      command -v etcd >/dev/null 2>&1 || want+=(etcd-server)
+      ;;
     bench)
       command -v cmake >/dev/null 2>&1 || want+=(cmake)
       command -v protoc >/dev/null 2>&1 || want+=(protobuf-compiler)

@@ -13,4 +13,4 @@ cargo test --locked --all-targets
 # (`fast_path = false`): one list of cases, both request paths. (The edge
 # suites, tests/edge*.rs, run both paths within themselves.)
 CUTOVER_TEST_FAST_PATH=false cargo test --locked \
-  --test proxy_core --test failover --test shift --test reload --test lifecycle --test admin
+  --test proxy_core --test failover --test shift --test reload --test lifecycle --test admin --test fleet

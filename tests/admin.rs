@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn two_pools(onprem: &Backend, cloud: &Backend, extra: &str) -> String {
@@ -296,33 +296,6 @@ async fn metrics_count_real_traffic_and_pass_promtool() {
     );
 
     promtool_check(&text);
-}
-
-/// `promtool check metrics` must accept `text`.
-fn promtool_check(text: &str) {
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus; scripts/setup.sh installs it)");
-    {
-        use std::io::Write;
-        promtool
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

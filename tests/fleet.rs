@@ -450,3 +450,25 @@ async fn replicas_that_define_a_route_differently_do_not_advance() {
         assert!(ok, "{:?}", shift(p).await);
     }
 }
+
+#[test]
+fn the_fleet_demo_shows_one_breach_rolling_back_all_three() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["demo", "--fleet", "--duration", "10s"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("edge-a's path to the cloud pool breaks"),
+        "{text}"
+    );
+    assert!(text.contains("rolled back all 3 replicas"), "{text}");
+    for name in ["edge-a", "edge-b", "edge-c"] {
+        assert!(text.contains(&format!("{name}: rolled back")), "{text}");
+    }
+}

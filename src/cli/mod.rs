@@ -54,6 +54,10 @@ pub enum Command {
         /// Print plain lines even on a terminal.
         #[arg(long)]
         plain: bool,
+        /// Three replicas and a real etcd on loopback: one replica's breach
+        /// rolls back all three (needs etcd installed).
+        #[arg(long)]
+        fleet: bool,
     },
     /// Show a running proxy's routes, splits, shifts, pools and backends.
     Status {
@@ -96,7 +100,11 @@ pub fn main(cli: Cli) -> i32 {
                 },
             )
         }
-        Command::Demo { duration, plain } => crate::demo::run(duration, plain),
+        Command::Demo {
+            duration,
+            plain,
+            fleet,
+        } => crate::demo::run(duration, plain, fleet),
         Command::Status { admin, token } => status_command(&admin, token.as_deref()),
     }
 }

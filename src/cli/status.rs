@@ -142,5 +142,71 @@ pub(super) fn render(v: &Value) -> String {
             );
         }
     }
+    fleet(&mut out, &v["cluster"]);
     out
+}
+
+/// The fleet section (only with `[cluster]`): the connection to etcd, then
+/// one line per replica and shifting route.
+fn fleet(out: &mut String, c: &Value) {
+    if c.is_null() {
+        return;
+    }
+    let age = c["view_age_seconds"]
+        .as_f64()
+        .map_or("never".to_string(), |a| format!("{a:.1}s ago"));
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "fleet {} as {}: etcd {} (last contact {age})",
+        c["prefix"].as_str().unwrap_or("?"),
+        c["name"].as_str().unwrap_or("?"),
+        if c["connected"] == true {
+            "connected"
+        } else {
+            "UNREACHABLE: split frozen"
+        },
+    );
+    for d in c["drift"].as_array().into_iter().flatten() {
+        let names: Vec<&str> = d["replicas"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let _ = writeln!(
+            out,
+            "route {} is defined differently on {}: it does not advance until they agree",
+            d["route"].as_str().unwrap_or("?"),
+            names.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<16} {:<10} {:<16} {:<12} {:>5} {:>7} {:>10}",
+        "REPLICA", "HEARTBEAT", "ROUTE", "STATE", "STEP", "SHARE", "GATE-SHARE"
+    );
+    for r in c["replicas"].as_array().into_iter().flatten() {
+        let mut name = r["name"].as_str().unwrap_or("?").to_string();
+        if r["self"] == true {
+            name.push_str(" *");
+        }
+        let beat = r["last_heartbeat_age_seconds"]
+            .as_f64()
+            .filter(|a| *a >= 0.0)
+            .map_or("-".to_string(), |a| format!("{a:.1}s"));
+        for (route, x) in r["routes"].as_object().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "{:<16} {:<10} {:<16} {:<12} {:>5} {:>6}% {:>9.0}%",
+                name,
+                beat,
+                route,
+                x["state"].as_str().unwrap_or("?"),
+                x["step"],
+                x["share"].as_f64().unwrap_or(0.0),
+                x["gate_share"].as_f64().unwrap_or(0.0) * 100.0,
+            );
+        }
+    }
 }

@@ -10,6 +10,7 @@
 //! itself and prints a summary.
 
 pub(crate) mod backends;
+pub(crate) mod fleet;
 pub(crate) mod load;
 pub(crate) mod script;
 pub(crate) mod view;
@@ -74,8 +75,9 @@ on_breach = "rollback"
     )
 }
 
-/// Run the demo for `duration`; returns the exit code.
-pub(crate) fn run(duration: Duration, plain: bool) -> i32 {
+/// Run the demo (or with `fleet`, the fleet demo) for `duration`; returns
+/// the exit code.
+pub(crate) fn run(duration: Duration, plain: bool, fleet: bool) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -87,7 +89,12 @@ pub(crate) fn run(duration: Duration, plain: bool) -> i32 {
             return 1;
         }
     };
-    match rt.block_on(demo(duration, plain)) {
+    let outcome = if fleet {
+        rt.block_on(fleet::demo(duration))
+    } else {
+        rt.block_on(demo(duration, plain))
+    };
+    match outcome {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("cutover demo: {e}");
