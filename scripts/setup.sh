@@ -5,6 +5,8 @@
 set -euo pipefail
 
 want=()
+deploy_venv=""
+kv_version=1.37.0  # kubernetes-validate, for `deploy`
 for what in "${@:-build}"; do
   case "$what" in
     build)
@@ -33,6 +35,18 @@ for what in "${@:-build}"; do
       command -v wrk >/dev/null 2>&1 || want+=(wrk)
       command -v valgrind >/dev/null 2>&1 || want+=(valgrind)
       ;;
+    deploy)
+      # tests/deploy.rs validates deploy/k8s with kubernetes-validate, in a
+      # virtualenv at target/deploy-venv; it ships the Kubernetes schemas, so
+      # validating needs no network.
+      deploy_venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/deploy-venv"
+      if [ "$("$deploy_venv/bin/kubernetes-validate" --version 2>/dev/null)" != "$kv_version" ]; then
+        command -v python3 >/dev/null 2>&1 || want+=(python3)
+        python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || want+=(python3-venv)
+      else
+        deploy_venv=""
+      fi
+      ;;
     *) echo "setup.sh: unknown target $what" >&2; exit 2 ;;
   esac
 done
@@ -44,6 +58,13 @@ if [ ${#want[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq >&2
   $sudo apt-get install -y -qq --no-install-recommends "${want[@]}" >&2
+fi
+
+if [ -n "$deploy_venv" ]; then
+  echo "setup: installing kubernetes-validate $kv_version into target/deploy-venv" >&2
+  [ -x "$deploy_venv/bin/python" ] || python3 -m venv "$deploy_venv"
+  "$deploy_venv/bin/python" -m pip install -q --disable-pip-version-check \
+    "kubernetes-validate==$kv_version" >&2
 fi
 
 command -v cargo >/dev/null 2>&1 || {

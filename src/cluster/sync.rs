@@ -330,11 +330,10 @@ fn take(control: &Control, cluster: &Cluster, kv: &KeyValue) {
 fn forget(control: &Control, cluster: &Cluster, kv: &KeyValue) {
     let Ok(key) = kv.key_str() else { return };
     match Key::parse(&cluster.settings.prefix, key) {
-        Some(Key::Replica(name)) => {
-            if cluster.view().peers.remove(&name).is_some() {
-                info!(replica = %name, "a replica left the fleet");
-            }
+        Some(Key::Replica(name)) if cluster.view().peers.remove(&name).is_some() => {
+            info!(replica = %name, "a replica left the fleet");
         }
+        Some(Key::Replica(_)) => {}
         Some(Key::Route(route)) => {
             // The next round writes it again from this replica's state.
             cluster.view().routes.remove(&route);

@@ -87,9 +87,7 @@ impl Validator<'_> {
         let prefix = match &raw.prefix {
             Some(p) => {
                 let v = p.get_ref().trim_end_matches('/');
-                let ok = v.starts_with('/')
-                    && v.len() > 1
-                    && v.split('/').skip(1).all(|seg| valid_name(seg));
+                let ok = v.starts_with('/') && v.len() > 1 && v.split('/').skip(1).all(valid_name);
                 if !ok {
                     return Err(self.r.at(
                         p.span(),

@@ -304,8 +304,12 @@ impl Control {
         let Some(cluster) = self.cluster.clone() else {
             return true;
         };
+        let reason = rec.reason.clone();
         match self.write_record(&cluster, route, rec, rev).await {
-            Ok(()) => true,
+            Ok(()) => {
+                info!(route, %reason, "wrote this replica's stop for the whole fleet");
+                true
+            }
             Err(_) => !self.route_control(route).is_some_and(|rc| rc.pending_stop),
         }
     }

@@ -211,12 +211,20 @@ pub(crate) async fn demo(duration: Duration) -> Result<(), String> {
     while started.elapsed() < duration {
         tokio::time::sleep(Duration::from_millis(5)).await;
         let t = started.elapsed().as_secs_f64() / duration.as_secs_f64();
-        if !broke && t >= 0.3 {
+        // The story waits for the fleet to get there (a loaded machine is
+        // slower), within bounds.
+        let at_half = last
+            .iter()
+            .all(|s| s.is_some_and(|(_, share)| share >= 50.0));
+        let all_back = last
+            .iter()
+            .all(|s| matches!(s, Some((Phase::RolledBack, _))));
+        if !broke && ((t >= 0.3 && at_half) || t >= 0.45) {
             broke = true;
             broken.error_permille.store(1000, Relaxed);
             say("incident: edge-a's path to the cloud pool breaks (edge-b and edge-c still reach it)".into());
         }
-        if broke && !resumed && t >= 0.6 {
+        if broke && !resumed && ((t >= 0.6 && all_back) || t >= 0.85) {
             resumed = true;
             broken.error_permille.store(0, Relaxed);
             say("edge-a's path is fixed".into());
