@@ -46,6 +46,20 @@ pub fn summary(cfg: &Config) -> String {
             "no token"
         }
     );
+    if let Some(c) = &cfg.cluster {
+        let _ = writeln!(
+            s,
+            "cluster:   replica {} of the fleet at {} on etcd {}{}",
+            c.name,
+            c.prefix,
+            c.etcd.join(", "),
+            if c.auth.is_some() {
+                " (with a user)"
+            } else {
+                ""
+            }
+        );
+    }
     let p = &cfg.proxy;
     let _ = writeln!(
         s,

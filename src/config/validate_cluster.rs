@@ -210,11 +210,16 @@ mod tests {
             "[cluster]\netcd = [\"http://127.0.0.1:2379/\", \"http://10.0.0.2:2379\"]\nname = \"edge-a\"\nprefix = \"/cutover/www/\"\n",
         )
         .unwrap();
-        let cl = c.cluster.unwrap();
+        let cl = c.cluster.clone().unwrap();
         assert_eq!(cl.etcd, ["http://127.0.0.1:2379", "http://10.0.0.2:2379"]);
         assert_eq!(cl.name, "edge-a");
         assert_eq!(cl.prefix, "/cutover/www");
         assert!(cl.auth.is_none() && cl.ca.is_none());
+        let summary = crate::config::summary(&c);
+        assert!(
+            summary.contains("cluster:   replica edge-a of the fleet at /cutover/www"),
+            "{summary}"
+        );
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! handshake to it fails and the reason is kept for `/status`.)
 
 mod fleet;
+mod fleet_actions;
+#[cfg(test)]
+mod fleet_tests;
 mod routes;
 mod shift;
 

@@ -1,0 +1,203 @@
+//! Operators' actions for the whole fleet: a shift action, a manual split
+//! or a drain becomes one compare-and-swap write in etcd (409 when another
+//! replica changed it first). Without `[cluster]` they are the local actions
+//! of `shift.rs` and `routes.rs`; without etcd only the stopping ones apply,
+//! here, and reach the fleet when it is back.
+
+use super::fleet::FleetError;
+use super::{Control, RouteControl, ShiftError, SplitError};
+use crate::cluster::record::{Drains, Key, RouteRecord};
+use crate::cluster::{Cluster, WriteError};
+use crate::shift::{Action, Transition};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tracing::info;
+
+impl Control {
+    /// Write `rec` for `route` expecting revision `rev`; on success it is
+    /// applied here at once (the watch brings it to the others).
+    pub(super) async fn write_record(
+        &self,
+        cluster: &Arc<Cluster>,
+        route: &str,
+        rec: RouteRecord,
+        rev: i64,
+    ) -> Result<(), FleetError> {
+        let key = Key::Route(route.to_string());
+        let value = serde_json::to_vec(&rec).unwrap_or_default();
+        match cluster.compare_and_swap(&key, &value, rev).await {
+            Ok(new_rev) => {
+                cluster
+                    .view()
+                    .routes
+                    .insert(route.to_string(), (rec.clone(), new_rev));
+                self.apply_record(route, rec, new_rev);
+                Ok(())
+            }
+            Err(WriteError::Conflict(current)) => {
+                self.adopt(&key, current);
+                Err(FleetError::Conflict)
+            }
+            Err(WriteError::Unavailable(e)) => Err(FleetError::Unavailable(e)),
+        }
+    }
+
+    /// An operator's action on a route's shift, for the whole fleet: one
+    /// compare-and-swap of the route's record (409 when another replica
+    /// changed it first). Without `[cluster]`, the local action.
+    pub async fn fleet_shift_action(
+        &self,
+        route: &str,
+        action: Action,
+    ) -> Result<Transition, ShiftError> {
+        let Some(cluster) = self.cluster.clone() else {
+            return self.shift_action(route, action);
+        };
+        if !cluster.online() {
+            if !matches!(action, Action::Pause | Action::Rollback) {
+                return Err(FleetError::Unavailable("etcd is unreachable".into()).into());
+            }
+            // Stopping is the safe direction: do it here now, tell the
+            // fleet when etcd is back.
+            let t = self.shift_action(route, action)?;
+            if let Some(rc) = self.lock().routes.get_mut(route) {
+                rc.pending_stop = true;
+            }
+            cluster.publish_later(route);
+            return Ok(t);
+        }
+        let (rec, rev, t) = {
+            let st = self.lock();
+            let r = st
+                .config
+                .routes
+                .iter()
+                .find(|r| r.name == route)
+                .ok_or_else(|| ShiftError::UnknownRoute(route.to_string()))?;
+            let cfg = r
+                .shift
+                .as_ref()
+                .ok_or_else(|| ShiftError::NoShift(route.to_string()))?;
+            let now = SystemTime::now();
+            let mut rc = st
+                .routes
+                .get(route)
+                .cloned()
+                .unwrap_or_else(|| RouteControl::fresh(&st.config, r, now));
+            if matches!(action, Action::Advance | Action::Resume) {
+                if let Some(why) = cluster.frozen(route, &rc.hash) {
+                    return Err(FleetError::Frozen(why).into());
+                }
+            }
+            let state = rc
+                .shift
+                .get_or_insert_with(|| crate::shift::ShiftState::at(cfg, rc.origin, now));
+            let t = state.act(cfg, action, now)?;
+            if matches!(action, Action::Resume | Action::Advance) {
+                rc.manual = None;
+                rc.gate_from(now);
+            }
+            (self.record_of(&rc, &t.reason), rc.fleet_rev, t)
+        };
+        self.write_record(&cluster, route, rec, rev).await?;
+        Ok(t)
+    }
+
+    /// An operator's split, for the whole fleet (see [`Control::set_split`]).
+    pub async fn fleet_set_split(
+        &self,
+        route: &str,
+        weights: &HashMap<String, f64>,
+    ) -> Result<Vec<(String, f64)>, SplitError> {
+        let Some(cluster) = self.cluster.clone() else {
+            return self.set_split(route, weights);
+        };
+        if !cluster.online() {
+            return Err(FleetError::Unavailable("etcd is unreachable".into()).into());
+        }
+        let (rec, rev, out) = {
+            let st = self.lock();
+            let (r, w) = super::routes::split_weights(&st.config, route, weights)?;
+            let now = SystemTime::now();
+            let mut rc = st
+                .routes
+                .get(route)
+                .cloned()
+                .unwrap_or_else(|| RouteControl::fresh(&st.config, r, now));
+            rc.manual = Some(w.clone());
+            if let (Some(cfg), Some(state)) = (&r.shift, rc.shift.as_mut()) {
+                let _ = state.act(cfg, Action::Pause, now);
+            }
+            let out: Vec<(String, f64)> = r
+                .split
+                .iter()
+                .zip(w)
+                .map(|(e, w)| (st.config.pools[e.pool].name.clone(), w))
+                .collect();
+            (
+                self.record_of(&rc, "split set by operator"),
+                rc.fleet_rev,
+                out,
+            )
+        };
+        self.write_record(&cluster, route, rec, rev).await?;
+        Ok(out)
+    }
+
+    /// Drain or undrain a backend for the whole fleet. Without `[cluster]`,
+    /// only here.
+    pub async fn fleet_drain(&self, pool: &str, addr: &str, on: bool) -> Result<(), FleetError> {
+        let Some(cluster) = self.cluster.clone() else {
+            self.drain_here(pool, addr, on);
+            return Ok(());
+        };
+        if !cluster.online() {
+            return Err(FleetError::Unavailable("etcd is unreachable".into()));
+        }
+        let (mut drains, rev) = cluster.view().drains.clone();
+        let entry = Drains::entry(pool, addr);
+        let changed = if on {
+            drains.backends.insert(entry)
+        } else {
+            drains.backends.remove(&entry)
+        };
+        if !changed {
+            self.apply_drains(&drains);
+            return Ok(());
+        }
+        let value = serde_json::to_vec(&drains).unwrap_or_default();
+        match cluster.compare_and_swap(&Key::Drains, &value, rev).await {
+            Ok(new_rev) => {
+                cluster.view().drains = (drains.clone(), new_rev);
+                self.apply_drains(&drains);
+                Ok(())
+            }
+            Err(WriteError::Conflict(current)) => {
+                self.adopt(&Key::Drains, current);
+                Err(FleetError::Conflict)
+            }
+            Err(WriteError::Unavailable(e)) => Err(FleetError::Unavailable(e)),
+        }
+    }
+
+    /// Drain or undrain a backend of this replica only.
+    fn drain_here(&self, pool: &str, addr: &str, on: bool) {
+        let snap = self.snapshot();
+        let backend = snap
+            .pools
+            .iter()
+            .filter(|p| &*p.name == pool)
+            .flat_map(|p| p.backends.iter())
+            .find(|b| &*b.addr == addr);
+        if let Some(b) = backend {
+            b.state.set_draining(on);
+            info!(
+                pool,
+                backend = addr,
+                draining = on,
+                "backend drain changed by operator"
+            );
+        }
+    }
+}
