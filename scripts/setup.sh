@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the system packages cutover's build and tests need, if missing.
-# Usage: scripts/setup.sh [build|test|bench]...
+# Usage: scripts/setup.sh [build|test|fleet|deploy|bench]...
+# (fleet: etcd for `cutover demo --fleet`; deploy: the Kubernetes schema
+# validator for tests/deploy.rs, in a virtualenv under target/)
 # Sourced by scripts/test.sh and scripts/demo.sh; safe to run repeatedly.
 set -euo pipefail
 

@@ -3,7 +3,7 @@
 # end-to-end tests (real sockets, the real binary). Installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh test
+scripts/setup.sh test deploy
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
