@@ -253,7 +253,13 @@ impl AdminApi {
             ),
             Err(e @ ShiftError::UnknownRoute(_)) => AdminResponse::error(404, e),
             Err(ShiftError::Fleet(e)) => self.fleet_refusal(e, route),
-            Err(e) => AdminResponse::error(409, e),
+            Err(e) => AdminResponse::json(
+                409,
+                json!({
+                    "error": e.to_string(),
+                    "current": status::shift_of(&self.control, route).unwrap_or(Value::Null),
+                }),
+            ),
         }
     }
 

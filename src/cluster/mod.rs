@@ -10,7 +10,7 @@
 //! replicas serve the same one without a leader.
 //!
 //! This module holds the replica's view of the fleet (what it last read from
-//! etcd) and the etcd client; [`sync`] is the task that keeps the view
+//! etcd) and the etcd client; `sync` is the task that keeps the view
 //! current. The view's lock is only taken by the control plane, never by a
 //! request.
 
@@ -106,7 +106,7 @@ pub struct Cluster {
 
 impl Cluster {
     /// A member of the fleet `settings` names; nothing connects until
-    /// [`sync::run`] starts.
+    /// `sync::run` starts.
     pub fn new(settings: ClusterSettings) -> Cluster {
         let (pending_tx, pending_rx) = mpsc::unbounded_channel();
         Cluster {
