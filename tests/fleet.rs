@@ -454,7 +454,7 @@ async fn replicas_that_define_a_route_differently_do_not_advance() {
 #[test]
 fn the_fleet_demo_shows_one_breach_rolling_back_all_three() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["demo", "--fleet", "--duration", "10s"])
+        .args(["demo", "--fleet", "--duration", "12s"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -166,7 +166,8 @@ pub(crate) async fn demo(duration: Duration) -> Result<(), String> {
     let cloud = vec![spawn("cloud", &healthy).await.map_err(err)?.addr];
     // edge-a's own path to the cloud pool.
     let cloud_a = vec![spawn("cloud", &broken).await.map_err(err)?.addr];
-    let hold = Duration::from_millis(((duration.as_millis() as f64) * 0.2).max(2000.0) as u64);
+    // Long enough that the breach lands on the 50 % step.
+    let hold = Duration::from_millis(((duration.as_millis() as f64) * 0.25).max(2500.0) as u64);
 
     let mut controls = Vec::new();
     let mut proxies = Vec::new();
@@ -205,21 +206,27 @@ pub(crate) async fn demo(duration: Duration) -> Result<(), String> {
 
     let mut last: Vec<Option<(Phase, f64)>> = vec![None; 3];
     let mut broke = false;
+    let mut half_since: Option<Instant> = None;
     let mut resumed = false;
     let mut rolled_back_at: Vec<Option<Instant>> = vec![None; 3];
     let mut last_line = Instant::now();
     while started.elapsed() < duration {
         tokio::time::sleep(Duration::from_millis(5)).await;
         let t = started.elapsed().as_secs_f64() / duration.as_secs_f64();
-        // The story waits for the fleet to get there (a loaded machine is
-        // slower), within bounds.
+        // The story follows the fleet (a loaded machine is slower): the
+        // path breaks soon after every replica serves 50 %.
         let at_half = last
             .iter()
-            .all(|s| s.is_some_and(|(_, share)| share >= 50.0));
+            .all(|s| s.is_some_and(|(p, share)| p == Phase::Running && share >= 50.0));
+        if at_half && half_since.is_none() {
+            half_since = Some(Instant::now());
+        }
         let all_back = last
             .iter()
             .all(|s| matches!(s, Some((Phase::RolledBack, _))));
-        if !broke && ((t >= 0.3 && at_half) || t >= 0.45) {
+        if !broke
+            && (half_since.is_some_and(|h| h.elapsed() >= Duration::from_millis(300)) || t >= 0.5)
+        {
             broke = true;
             broken.error_permille.store(1000, Relaxed);
             say("incident: edge-a's path to the cloud pool breaks (edge-b and edge-c still reach it)".into());
