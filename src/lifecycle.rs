@@ -13,6 +13,8 @@ pub struct Lifecycle {
     pub ready: AtomicBool,
     /// Shutting down: no longer ready, finishing in-flight requests.
     pub draining: AtomicBool,
+    /// Handing the listeners to a new process (`SIGQUIT`).
+    pub upgrading: AtomicBool,
     /// Requests being proxied right now.
     pub in_flight: AtomicUsize,
     /// Open client connections.

@@ -174,3 +174,32 @@ fn a_port_in_use_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_fails_whatever_run_fails_at_load() {
+    // A backend host that does not resolve: `check` used to pass it while
+    // `run` refused to start. (`.invalid` never resolves, RFC 6761.)
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "[proxy]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [pools.app]\nbackends = [\"backend.invalid:80\"]\n[[routes]]\nname = \"all\"\nsplit = { app = 100 }\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    for cmd in ["check", "run"] {
+        let out = cutover(&[cmd, "-c", path]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+        assert!(err.contains("backend.invalid:80"), "{cmd}: {err}");
+    }
+    // Checking elsewhere than where it runs: without DNS it passes.
+    let out = cutover(&["check", "--skip-dns", "-c", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

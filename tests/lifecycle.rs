@@ -48,6 +48,16 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_early() {
     })
     .await;
     assert!(refused, "new connections are refused while draining");
+    // The admin endpoint still answers while the requests finish: /readyz
+    // says 503 draining (it used to refuse connections at once).
+    let readyz = format!("http://{}/readyz", proxy.admin.unwrap());
+    let reply = get(&client(), &readyz, &[])
+        .await
+        .expect("/readyz answers while draining");
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert!(reply.body.contains("draining"), "{}", reply.body);
+    let health = format!("http://{}/healthz", proxy.admin.unwrap());
+    assert_eq!(get(&client(), &health, &[]).await.unwrap().status, 200);
     for r in requests {
         let reply = r.await.unwrap().expect("in-flight request completed");
         assert_eq!(reply.status, 200);

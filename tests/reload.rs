@@ -390,3 +390,111 @@ async fn sighup_and_post_reload_force_a_reload() {
     assert_eq!(v["result"], "error");
     assert!(v["error"].as_str().unwrap().contains(":1:"), "{v}");
 }
+
+/// The route config with a shift of `steps` holding `hold`, gated at `rate`.
+fn shifting(onprem: &Backend, cloud: &Backend, steps: &str, hold: &str, rate: &str) -> String {
+    format!(
+        "{}[routes.shift]\nto = \"cloud\"\nsteps = [{steps}]\nhold = \"{hold}\"\n[routes.shift.gate]\nmax_error_rate = {rate}\n",
+        config(onprem, cloud, "{ onprem = 100, cloud = 0 }", "")
+    )
+}
+
+async fn admin_call(proxy: &ProxyProc, method: &str, path: &str, body: &str) -> Reply {
+    let url = format!("http://{}{path}", proxy.admin.unwrap());
+    send(&client(), method, &url, &[], body).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_hold_or_gate_keeps_the_pause_and_a_new_plan_says_what_it_drops() {
+    let onprem = Backend::spawn("onprem").await;
+    let cloud = Backend::spawn("cloud").await;
+    let a = shifting(&onprem, &cloud, "10, 50, 100", "60s", "0.01");
+    let proxy = ProxyProc::start(&a);
+    assert_eq!(
+        admin_call(&proxy, "POST", "/routes/api/shift/advance", "")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        admin_call(&proxy, "POST", "/routes/api/shift/pause", "")
+            .await
+            .status,
+        200
+    );
+    // Only hold and the gate change: still paused on step 2 (50 %). This
+    // used to restart the shift at step 1, un-paused, logging only a hash.
+    let b = shifting(&onprem, &cloud, "10, 50, 100", "30s", "0.05");
+    write_atomic(&proxy.config_path, &b);
+    wait_applied(&proxy, &b).await;
+    let shift = status(&proxy).await["routes"][0]["shift"].clone();
+    assert_eq!(
+        (shift["state"].as_str(), shift["step"].as_u64()),
+        (Some("paused"), Some(2)),
+        "{shift}"
+    );
+    assert_eq!(shift["hold"], "30s");
+    let kept = proxy
+        .stderr
+        .wait_for(Duration::from_secs(2), |l| l.contains("reload: route api:"))
+        .unwrap();
+    assert!(kept.contains("hold 1m -> 30s"), "{kept}");
+    assert!(kept.contains("kept: paused on step 2 (50 %)"), "{kept}");
+    // New steps begin the shift afresh, and the log says what was dropped.
+    let c = shifting(&onprem, &cloud, "20, 100", "30s", "0.05");
+    write_atomic(&proxy.config_path, &c);
+    wait_applied(&proxy, &c).await;
+    let line = proxy
+        .stderr
+        .wait_for(Duration::from_secs(2), |l| l.contains("begins afresh"))
+        .unwrap();
+    assert!(line.contains("steps 10/50/100 -> 20/100 %"), "{line}");
+    assert!(line.contains("dropped: paused on step 2 (50 %)"), "{line}");
+    assert_eq!(status(&proxy).await["routes"][0]["shift"]["step"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_split_can_be_cleared_and_a_reload_that_drops_one_says_so() {
+    let onprem = Backend::spawn("onprem").await;
+    let cloud = Backend::spawn("cloud").await;
+    let a = config(&onprem, &cloud, "{ onprem = 100, cloud = 0 }", "");
+    let proxy = ProxyProc::start(&a);
+    let r = admin_call(
+        &proxy,
+        "PUT",
+        "/routes/api/split",
+        r#"{"onprem":50,"cloud":50}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(status(&proxy).await["routes"][0]["manual_split"], true);
+    // DELETE clears it (there was no way to, on a route without a shift).
+    let r = admin_call(&proxy, "DELETE", "/routes/api/split", "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("\"cleared\": true"), "{}", r.body);
+    let s = status(&proxy).await;
+    assert_eq!(s["routes"][0]["manual_split"], false);
+    assert_eq!(s["routes"][0]["split"]["onprem"], 100.0);
+    let r = admin_call(&proxy, "DELETE", "/routes/api/split", "").await;
+    assert!(r.body.contains("\"cleared\": false"), "{}", r.body);
+    // A reload that changes the split drops a manual one, and says so.
+    admin_call(
+        &proxy,
+        "PUT",
+        "/routes/api/split",
+        r#"{"onprem":50,"cloud":50}"#,
+    )
+    .await;
+    let b = config(&onprem, &cloud, "{ onprem = 90, cloud = 10 }", "");
+    write_atomic(&proxy.config_path, &b);
+    wait_applied(&proxy, &b).await;
+    let line = proxy
+        .stderr
+        .wait_for(Duration::from_secs(2), |l| l.contains("reload: route api:"))
+        .unwrap();
+    assert!(
+        line.contains("split onprem 100, cloud 0 -> onprem 90, cloud 10"),
+        "{line}"
+    );
+    assert!(line.contains("dropped: a manual split"), "{line}");
+}

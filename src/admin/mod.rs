@@ -13,6 +13,7 @@
 //! | POST `/reload` | reload the config file: 200 with the summary, or 422 |
 //! | POST `/routes/{route}/shift/{pause,resume,advance,rollback}` | control a shift |
 //! | PUT `/routes/{route}/split` | set a split by hand (pauses the shift) |
+//! | DELETE `/routes/{route}/split` | clear a split set by hand |
 //! | POST `/pools/{pool}/backends/{addr}/{drain,undrain}` | take a backend out / back |
 //!
 //! With a token configured, everything but `/healthz` and `/readyz` needs
@@ -167,12 +168,15 @@ impl AdminApi {
             | ["pools", _, "backends", _, "drain" | "undrain"] => Need::Mutate,
             _ => return AdminResponse::error(404, format!("no admin endpoint {}", req.path)),
         };
+        let delete_split = matches!(seg.as_slice(), ["routes", _, "split"]);
         match (need, &req.method) {
             (Need::Read, &Method::GET | &Method::HEAD) => {}
             (Need::Mutate, &Method::POST | &Method::PUT) => {}
+            (Need::Mutate, &Method::DELETE) if delete_split => {}
             (need, _) => {
                 let allow = match need {
                     Need::Read => "GET, HEAD",
+                    Need::Mutate if delete_split => "POST, PUT, DELETE",
                     Need::Mutate => "POST, PUT",
                 };
                 let mut r = AdminResponse::error(405, format!("use {allow} on {}", req.path));
@@ -203,6 +207,9 @@ impl AdminApi {
             },
             ["reload"] => self.reload().await,
             ["routes", route, "shift", action] => self.shift(route, action).await,
+            ["routes", route, "split"] if req.method == Method::DELETE => {
+                self.clear_split(route).await
+            }
             ["routes", route, "split"] => self.split(route, &req.body).await,
             ["pools", pool, "backends", addr, action] => {
                 self.drain(pool, addr, *action == "drain").await
@@ -277,6 +284,23 @@ impl AdminApi {
                 "current": status::shift_of(&self.control, route).unwrap_or(Value::Null),
             }),
         )
+    }
+
+    async fn clear_split(&self, route: &str) -> AdminResponse {
+        match self.control.fleet_clear_split(route).await {
+            Ok(cleared) => AdminResponse::json(
+                200,
+                json!({
+                    "route": route,
+                    "cleared": cleared,
+                    "manual": false,
+                    "shift": status::shift_of(&self.control, route).unwrap_or(Value::Null),
+                }),
+            ),
+            Err(e @ SplitError::UnknownRoute(_)) => AdminResponse::error(404, e),
+            Err(SplitError::Fleet(e)) => self.fleet_refusal(e, route),
+            Err(e) => AdminResponse::error(422, e),
+        }
     }
 
     async fn split(&self, route: &str, body: &[u8]) -> AdminResponse {

@@ -50,7 +50,10 @@ impl EdgeService {
 /// with Pingora's own listeners, the loop owns the descriptor the table
 /// names: it is closed when the loop ends at shutdown (so new connections are
 /// refused), after an upgrade has already been handed a copy.
-fn obtain(listen: Listen, fds: &Option<ListenFds>) -> std::io::Result<std::net::TcpListener> {
+pub(crate) fn obtain(
+    listen: Listen,
+    fds: &Option<ListenFds>,
+) -> std::io::Result<std::net::TcpListener> {
     let Some(table) = fds else {
         return match listen.prebound {
             Some(p) => Ok(p.into_listener()),

@@ -7,11 +7,8 @@
 //! graceful upgrade fills with the old process's sockets, so both paths end
 //! in the same place.
 
-use pingora::server::ListenFds;
-use pingora::server::ShutdownWatch;
-use pingora::services::Service;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{IntoRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 /// A socket bound ahead of time.
 #[derive(Debug)]
@@ -22,11 +19,6 @@ pub(crate) struct Prebound {
 }
 
 impl Prebound {
-    /// The key Pingora's fd table and listener use for it.
-    pub(crate) fn key(&self) -> String {
-        self.local.to_string()
-    }
-
     /// The socket as a standard listener.
     pub(crate) fn into_listener(self) -> TcpListener {
         TcpListener::from(self.fd)
@@ -53,52 +45,4 @@ pub(crate) fn prebind(addr: SocketAddr) -> std::io::Result<Prebound> {
         local,
         fd: OwnedFd::from(listener),
     })
-}
-
-/// A Pingora service whose listeners were bound beforehand.
-pub(crate) struct WithPrebound<S> {
-    inner: S,
-    prebound: Vec<Prebound>,
-}
-
-impl<S> WithPrebound<S> {
-    /// Wrap `inner`, whose listeners use the keys of `prebound`.
-    pub(crate) fn new(inner: S, prebound: Vec<Prebound>) -> Self {
-        WithPrebound { inner, prebound }
-    }
-}
-
-#[async_trait::async_trait]
-impl<S: Service> Service for WithPrebound<S> {
-    async fn start_service(
-        &mut self,
-        fds: Option<ListenFds>,
-        shutdown: ShutdownWatch,
-        listeners_per_fd: usize,
-    ) {
-        if let Some(table) = &fds {
-            let mut table = table.lock();
-            for p in self.prebound.drain(..) {
-                let key = p.key();
-                if table.get(&key).is_none() {
-                    table.add(key, p.fd.into_raw_fd());
-                }
-            }
-        }
-        self.inner
-            .start_service(fds, shutdown, listeners_per_fd)
-            .await
-    }
-
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn threads(&self) -> Option<usize> {
-        self.inner.threads()
-    }
-
-    fn listen_addresses(&self) -> Option<Vec<String>> {
-        self.inner.listen_addresses()
-    }
 }

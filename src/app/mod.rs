@@ -10,7 +10,7 @@ pub(crate) mod edge;
 pub(crate) mod listeners;
 pub(crate) mod signals;
 
-use crate::admin::server::AdminServer;
+use crate::admin::server::AdminService;
 use crate::admin::AdminApi;
 use crate::config::Config;
 use crate::control::Control;
@@ -18,13 +18,11 @@ use crate::proxy::CutoverProxy;
 use crate::reload::Reloader;
 use crate::snapshot::BuildError;
 use async_trait::async_trait;
-use listeners::{prebind, Prebound, WithPrebound};
-use pingora::apps::http_app::HttpServer;
+use listeners::{prebind, Prebound};
 use pingora::apps::HttpServerOptions;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
-use pingora::services::listening::Service;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -242,13 +240,15 @@ impl App {
 
         let reloader = opts.config_file.then(|| Reloader::new(control.clone()));
         let api = Arc::new(AdminApi::new(control.clone(), reloader.clone()));
-        let mut admin = Service::new(
-            "cutover admin".into(),
-            HttpServer::new_app(AdminServer::new(api)),
-        );
-        admin.threads = Some(1);
-        admin.add_tcp(&admin_addr.to_string());
-        server.add_service(WithPrebound::new(admin, admin_bound));
+        let admin_listen = accept::Listen {
+            key: admin_addr.to_string(),
+            prebound: admin_bound.into_iter().next(),
+        };
+        server.add_service(AdminService::new(
+            api,
+            admin_listen,
+            control.lifecycle.clone(),
+        ));
 
         let file_watch = match &reloader {
             Some(r) => {

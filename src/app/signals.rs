@@ -68,6 +68,7 @@ impl ShutdownSignalWatch for UnixSignals {
                 }
                 _ = quit.recv() => {
                     info!("SIGQUIT: handing listeners to the new process, then draining");
+                    self.control.lifecycle.upgrading.store(true, Ordering::Relaxed);
                     self.control.lifecycle.draining.store(true, Ordering::Relaxed);
                     return ShutdownSignal::GracefulUpgrade;
                 }

@@ -40,11 +40,17 @@ pub enum Command {
         #[arg(long)]
         upgrade_sock: Option<PathBuf>,
     },
-    /// Validate a config file, like `nginx -t`.
+    /// Validate a config file, like `nginx -t`: everything `run` checks
+    /// when it loads a config (host names resolved, certificates, the state
+    /// and access log files), short of binding the listeners.
     Check {
         /// Config file.
         #[arg(short, long, env = "CUTOVER_CONFIG", default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+        /// Do not resolve backend host names (checking a config on a machine
+        /// other than where it runs).
+        #[arg(long)]
+        skip_dns: bool,
     },
     /// Watch a cutover happen, with built-in backends and load. No setup.
     Demo {
@@ -84,7 +90,7 @@ fn init_logging() {
 /// Run `cli`; returns the exit code.
 pub fn main(cli: Cli) -> i32 {
     match cli.command {
-        Command::Check { config } => check(&config),
+        Command::Check { config, skip_dns } => check(&config, skip_dns),
         Command::Run {
             config,
             upgrade,
@@ -132,17 +138,22 @@ fn status_command(admin: &str, token: Option<&str>) -> i32 {
     }
 }
 
-fn check(path: &std::path::Path) -> i32 {
-    match Config::load(path) {
-        Ok(cfg) => {
-            print!("{}", config::summary(&cfg));
-            0
-        }
+fn check(path: &std::path::Path, skip_dns: bool) -> i32 {
+    let cfg = match Config::load(path) {
+        Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("{e}");
-            1
+            return 1;
         }
+    };
+    // Everything `run` does with a config before it binds: a config that
+    // passes here fails `run` only for a port someone else holds.
+    if let Err(e) = crate::control::Control::new_with(cfg.clone(), !skip_dns) {
+        eprintln!("{}: {e}", path.display());
+        return 1;
     }
+    print!("{}", config::summary(&cfg));
+    0
 }
 
 fn run(path: &std::path::Path, opts: AppOptions) -> i32 {

@@ -26,7 +26,27 @@ pub(super) fn validate(text: &str, path: &Path) -> Result<Config, ConfigError> {
         text_len: text.len(),
     };
     let proxy = v.proxy(raw.proxy)?;
+    let admin_span = raw
+        .admin
+        .as_ref()
+        .and_then(|a| a.listen.as_ref())
+        .map(|l| l.span());
     let admin = v.admin(raw.admin)?;
+    if let Some(taken) = proxy
+        .listen
+        .iter()
+        .chain(proxy.tls.iter().map(|t| &t.listen))
+        .find(|a| same_socket(a, &admin.listen))
+    {
+        return Err(v.r.at(
+            admin_span.unwrap_or_else(|| v.eof()),
+            "admin.listen",
+            format!(
+                "{} is also where the proxy listens ({taken}); give the admin endpoint a port of its own",
+                admin.listen
+            ),
+        ));
+    }
     let state_path = raw.state.map(|s| v.file_path(&s.path));
     let access_log = v.access_log(raw.log)?;
     let cluster = raw.cluster.as_ref().map(|c| v.cluster(c)).transpose()?;
@@ -43,6 +63,15 @@ pub(super) fn validate(text: &str, path: &Path) -> Result<Config, ConfigError> {
         pools,
         routes,
     })
+}
+
+/// Whether binding `a` and `b` would collide: the same port (not 0, which
+/// picks a fresh one) on the same address, or on any address and one of
+/// them is the wildcard.
+fn same_socket(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 /// A serde path as an operator reads it: without the span wrappers' inner

@@ -200,4 +200,33 @@ impl Control {
             );
         }
     }
+
+    /// Clear an operator's split for the whole fleet (see
+    /// [`Control::clear_split`]).
+    pub async fn fleet_clear_split(&self, route: &str) -> Result<bool, SplitError> {
+        let Some(cluster) = self.cluster.clone() else {
+            return self.clear_split(route);
+        };
+        if !cluster.online() {
+            return Err(FleetError::Unavailable("etcd is unreachable".into()).into());
+        }
+        let (rec, rev) = {
+            let st = self.lock();
+            if !st.config.routes.iter().any(|r| r.name == route) {
+                return Err(SplitError::UnknownRoute(route.to_string()));
+            }
+            let Some(mut rc) = st.routes.get(route).cloned() else {
+                return Ok(false);
+            };
+            if rc.manual.take().is_none() {
+                return Ok(false);
+            }
+            (
+                self.record_of(&rc, "manual split cleared by operator"),
+                rc.fleet_rev,
+            )
+        };
+        self.write_record(&cluster, route, rec, rev).await?;
+        Ok(true)
+    }
 }

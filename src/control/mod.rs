@@ -10,6 +10,7 @@
 //! time a route and pool see a status code, and a backend's, when a TLS
 //! handshake to it fails and the reason is kept for `/status`.)
 
+mod changes;
 mod fleet;
 mod fleet_actions;
 #[cfg(test)]
@@ -74,6 +75,12 @@ pub struct Control {
 
 /// Resolve every backend address of `config` (blocking DNS for names).
 pub fn resolve_all(config: &Config) -> Result<HashMap<String, SocketAddr>, BuildError> {
+    resolve(config, true)
+}
+
+/// As [`resolve_all`]; without `dns`, a host name stands for the
+/// unspecified address with its port (for `cutover check --skip-dns`).
+fn resolve(config: &Config, dns: bool) -> Result<HashMap<String, SocketAddr>, BuildError> {
     let mut out = HashMap::new();
     for pool in &config.pools {
         for b in &pool.backends {
@@ -82,6 +89,16 @@ pub fn resolve_all(config: &Config) -> Result<HashMap<String, SocketAddr>, Build
             }
             let addr = match b.addr.parse::<SocketAddr>() {
                 Ok(a) => a,
+                Err(_) if !dns => b
+                    .addr
+                    .rsplit_once(':')
+                    .and_then(|(_, port)| port.parse::<u16>().ok())
+                    .map(|port| SocketAddr::from(([0, 0, 0, 0], port)))
+                    .ok_or_else(|| BuildError::Resolve {
+                        pool: pool.name.clone(),
+                        addr: b.addr.clone(),
+                        reason: "no port".into(),
+                    })?,
                 Err(_) => b
                     .addr
                     .to_socket_addrs()
@@ -107,9 +124,15 @@ fn unix_seconds(t: SystemTime) -> f64 {
 impl Control {
     /// Build the first snapshot from `config`.
     pub fn new(config: Config) -> Result<Arc<Control>, BuildError> {
+        Self::new_with(config, true)
+    }
+
+    /// As [`Control::new`]; without `dns`, backend host names are not
+    /// resolved (`cutover check --skip-dns`).
+    pub fn new_with(config: Config, dns: bool) -> Result<Arc<Control>, BuildError> {
         let metrics = Arc::new(Metrics::new());
         let config = Arc::new(config);
-        let resolved = resolve_all(&config)?;
+        let resolved = resolve(&config, dns)?;
         let access_log = AccessLog::open(&config.access_log, metrics.access_log_dropped.clone())
             .map_err(|e| BuildError::Other(e.to_string()))?;
         let registry = Registry::default();
@@ -291,15 +314,53 @@ impl Control {
             loaded_at: SystemTime::now(),
             last_reload: st.last_reload.clone(),
         };
-        // Keep decisions only for routes whose split and shift are unchanged;
-        // a changed shift starts afresh.
+        // A route keeps its shift's place and the operator's decisions while
+        // its identity (split, shift pools, steps, start) stays; a new hold
+        // or new gate thresholds keep them too (see `routes::identity`).
+        let mut notes = changes::pool_changes(&st.config, &config);
         next.routes = config
             .routes
             .iter()
             .map(|r| {
-                let rc = match st.routes.get(&r.name) {
-                    Some(rc) if rc.definition == route_definition(&config, r) => rc.clone(),
-                    _ => RouteControl::fresh(&config, r, now),
+                let definition = route_definition(&config, r);
+                let old_route = st.config.routes.iter().find(|o| o.name == r.name);
+                let rc = match (st.routes.get(&r.name), old_route) {
+                    (Some(rc), _) if rc.definition == definition => rc.clone(),
+                    (Some(rc), Some(old))
+                        if routes::identity(&rc.definition) == routes::identity(&definition) =>
+                    {
+                        let mut rc = rc.clone();
+                        rc.hash = crate::config::text_hash(&definition);
+                        rc.definition = definition;
+                        let what = changes::route_changes(&st.config, old, &config, r);
+                        notes.push(format!(
+                            "route {}: {}; kept: {}",
+                            r.name,
+                            what.join(", "),
+                            changes::decisions(r, &rc)
+                        ));
+                        rc
+                    }
+                    (Some(rc), Some(old)) => {
+                        let fresh = RouteControl::fresh(&config, r, now);
+                        let what = changes::route_changes(&st.config, old, &config, r);
+                        let mut line = format!("route {}: {}", r.name, what.join(", "));
+                        if r.shift.is_some() {
+                            line.push_str(&format!(
+                                "; the shift begins afresh ({})",
+                                changes::decisions(r, &fresh)
+                            ));
+                        }
+                        if changes::has_operator_state(rc) {
+                            line.push_str(&format!("; dropped: {}", changes::decisions(old, rc)));
+                        }
+                        notes.push(line);
+                        fresh
+                    }
+                    _ => {
+                        notes.push(format!("route {} added", r.name));
+                        RouteControl::fresh(&config, r, now)
+                    }
                 };
                 (r.name.clone(), rc)
             })
@@ -317,6 +378,12 @@ impl Control {
         self.registry.prune(&config);
         *st = next;
         self.persist(&st);
+        for line in &notes {
+            tracing::info!("reload: {line}");
+        }
+        if notes.is_empty() {
+            tracing::info!("reload: no route, pool or shift changed");
+        }
         Ok(())
     }
 

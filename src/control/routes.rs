@@ -132,13 +132,33 @@ pub fn route_definition(config: &Config, route: &RouteConfig) -> String {
     out
 }
 
+/// The part of a route's definition that its progress belongs to: the split
+/// and the shift's pools, steps and start. A new `hold` or new gate
+/// thresholds keep the shift's step and the operator's decisions (a pause, a
+/// rollback, a manual split); a new split, target, source, steps or start
+/// time begins the shift afresh.
+pub(super) fn identity(definition: &str) -> String {
+    let Some((split, shift)) = definition.split_once(" shift=") else {
+        return definition.to_string();
+    };
+    if !definition.starts_with("v2 ") {
+        return definition.to_string();
+    }
+    let shift = shift.split(",gate:").next().unwrap_or_default();
+    let kept: Vec<&str> = shift
+        .split(',')
+        .filter(|part| !part.starts_with("hold_ms:"))
+        .collect();
+    format!("{split} shift={}", kept.join(","))
+}
+
 /// Whether a persisted `definition` belongs to `route` as configured now:
 /// the current form, or the form cutover wrote before it had one
 /// ([`legacy_definition`]), so a state file from an older version is still
 /// honoured after an upgrade.
 pub(super) fn same_route(definition: &str, config: &Config, route: &RouteConfig) -> bool {
     if definition.starts_with("v2 ") {
-        definition == route_definition(config, route)
+        identity(definition) == identity(&route_definition(config, route))
     } else {
         definition == legacy_definition(config, route)
     }
@@ -287,5 +307,47 @@ impl Control {
             .zip(w)
             .map(|(e, w)| (cfg.pools[e.pool].name.clone(), w))
             .collect())
+    }
+
+    /// Clear an operator's split: the route goes back to its configured
+    /// split, or its shift's share (a shift the split paused stays paused
+    /// until resumed). Whether there was one.
+    pub fn clear_split(&self, route: &str) -> Result<bool, SplitError> {
+        let mut st = self.lock();
+        if !st.config.routes.iter().any(|r| r.name == route) {
+            return Err(SplitError::UnknownRoute(route.to_string()));
+        }
+        let had = st
+            .routes
+            .get_mut(route)
+            .and_then(|rc| rc.manual.take())
+            .is_some();
+        if had {
+            if let Err(e) = self.publish(&mut st) {
+                tracing::error!("cannot publish the split: {e}");
+            }
+            self.persist(&st);
+            tracing::info!(route, "manual split cleared by operator");
+        }
+        Ok(had)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::identity;
+
+    #[test]
+    fn hold_and_gate_are_not_part_of_a_routes_identity() {
+        let a = "v2 split=onprem:100,cloud:0 shift=to:cloud,from:onprem,steps:10/50/100,hold_ms:60000,start_ms:-,gate:max_error_rate=0.01;min_requests=100;on_breach=rollback";
+        let b = "v2 split=onprem:100,cloud:0 shift=to:cloud,from:onprem,steps:10/50/100,hold_ms:30000,start_ms:-,gate:max_error_rate=0.05;min_requests=100;on_breach=rollback";
+        let c = "v2 split=onprem:100,cloud:0 shift=to:cloud,from:onprem,steps:20/100,hold_ms:60000,start_ms:-";
+        assert_eq!(identity(a), identity(b));
+        assert_eq!(
+            identity(a),
+            "v2 split=onprem:100,cloud:0 shift=to:cloud,from:onprem,steps:10/50/100,start_ms:-"
+        );
+        assert_ne!(identity(a), identity(c));
+        assert_eq!(identity("v2 split=a:1"), "v2 split=a:1");
     }
 }
