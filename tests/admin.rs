@@ -352,6 +352,22 @@ async fn cutover_status_prints_tables() {
     assert!(text.contains("onprem 100.0% / cloud 0.0%"), "{text}");
     assert!(text.contains(&onprem.addr.to_string()), "{text}");
     assert!(text.contains("healthy"), "{text}");
+    // Every cell stands apart (the numbers used to run together:
+    // "healthy  1 0 91        0").
+    let line = text
+        .lines()
+        .find(|l| l.contains(&onprem.addr.to_string()))
+        .unwrap();
+    let cells: Vec<&str> = line
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(cells.len(), 7, "{line:?}");
+    assert_eq!(
+        &cells[..4],
+        &["onprem", &onprem.addr.to_string()[..], "healthy", "1"]
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
         .args(["status", "--admin", "http://127.0.0.1:1"])
@@ -359,6 +375,82 @@ async fn cutover_status_prints_tables() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutover_status_finds_the_admin_endpoint_from_the_config_or_ip_port() {
+    let onprem = Backend::spawn("onprem").await;
+    let cloud = Backend::spawn("cloud").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "a-token-of-thirty-two-characters").unwrap();
+    let cfg = two_pools(&onprem, &cloud, "").replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"",
+        &format!(
+            "[admin]\nlisten = \"0.0.0.0:{port}\"\ntoken_file = \"{}\"",
+            token.display()
+        ),
+    );
+    let proxy = ProxyProc::start(&cfg);
+    let config = proxy.config_path.clone();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_cutover"))
+                .args(args)
+                .env_remove("CUTOVER_ADMIN_TOKEN")
+                .output()
+                .unwrap()
+        })
+    };
+    // `-c FILE`: the address (a wildcard asked on loopback) and the token.
+    let out = run(vec![
+        "status".into(),
+        "-c".into(),
+        config.display().to_string(),
+    ])
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(&onprem.addr.to_string()), "{text}");
+    // IP:port, no scheme; the token from the environment variable's flag.
+    let out = run(vec![
+        "status".into(),
+        "--admin".into(),
+        format!("127.0.0.1:{port}"),
+        "--token".into(),
+        "a-token-of-thirty-two-characters".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without the token: told how to give it.
+    let out = run(vec![
+        "status".into(),
+        "--admin".into(),
+        format!("127.0.0.1:{port}"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,9 +67,13 @@ pub enum Command {
     },
     /// Show a running proxy's routes, splits, shifts, pools and backends.
     Status {
-        /// The admin endpoint.
-        #[arg(long, default_value = "http://127.0.0.1:9901")]
-        admin: String,
+        /// The admin endpoint: a URL or IP:port (default: from `-c`, else
+        /// http://127.0.0.1:9901).
+        #[arg(long)]
+        admin: Option<String>,
+        /// Read the admin address and token from this config file.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
         /// Bearer token for the admin endpoint.
         #[arg(long, env = "CUTOVER_ADMIN_TOKEN", hide_env_values = true)]
         token: Option<String>,
@@ -111,7 +115,17 @@ pub fn main(cli: Cli) -> i32 {
             plain,
             fleet,
         } => crate::demo::run(duration, plain, fleet),
-        Command::Status { admin, token } => status_command(&admin, token.as_deref()),
+        Command::Status {
+            admin,
+            config,
+            token,
+        } => match status::target(admin.as_deref(), config.as_deref(), token) {
+            Ok((admin, token)) => status_command(&admin, token.as_deref()),
+            Err(e) => {
+                eprintln!("cutover status: {e}");
+                1
+            }
+        },
     }
 }
 

@@ -8,6 +8,78 @@ use serde_json::Value;
 use std::fmt::Write;
 use std::time::Duration;
 
+/// The admin base URL and token to use: `--admin` (a URL, or `IP:port`),
+/// else the config file's `[admin] listen` (a wildcard address asked on
+/// loopback), else the default; `--token`, else the config's token.
+pub(super) fn target(
+    admin: Option<&str>,
+    config: Option<&std::path::Path>,
+    token: Option<String>,
+) -> Result<(String, Option<String>), String> {
+    let cfg = match config {
+        Some(path) => Some(crate::config::Config::load(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let url = match (admin, &cfg) {
+        (Some(a), _) if a.contains("://") => a.to_string(),
+        (Some(a), _) => format!("http://{a}"),
+        (None, Some(c)) => {
+            let mut addr = c.admin.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(if addr.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            format!("http://{addr}")
+        }
+        (None, None) => "http://127.0.0.1:9901".to_string(),
+    };
+    let token = token.or_else(|| cfg.and_then(|c| c.admin.token).map(|t| t.0));
+    Ok((url, token))
+}
+
+/// A JSON value as plain text (strings without quotes), so that it can be
+/// padded to a column's width (a `Value` ignores width when displayed).
+fn cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Write `rows` under `headers` as columns two spaces apart, each as wide as
+/// its widest cell (`right`: numbers, aligned right).
+fn table(out: &mut String, headers: &[&str], right: &[bool], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (i, c) in cells.enumerate() {
+            let w = widths.get(i).copied().unwrap_or(0);
+            if i > 0 {
+                text.push_str("  ");
+            }
+            if right.get(i).copied().unwrap_or(false) {
+                let _ = write!(text, "{c:>w$}");
+            } else {
+                let _ = write!(text, "{c:<w$}");
+            }
+        }
+        let _ = writeln!(out, "{}", text.trim_end());
+    };
+    line(out, &mut headers.iter().copied());
+    for row in rows {
+        line(out, &mut row.iter().map(String::as_str));
+    }
+}
+
 /// Fetch `/status` from `admin` (a base URL) with an optional bearer token.
 pub(super) async fn fetch(admin: &str, token: Option<&str>) -> Result<Value, String> {
     let url = format!("{}/status", admin.trim_end_matches('/'));
@@ -96,52 +168,65 @@ pub(super) fn render(v: &Value) -> String {
         let names: Vec<&str> = p.iter().filter_map(Value::as_str).collect();
         let _ = writeln!(out, "needs a restart to apply: {}", names.join(", "));
     }
-    let _ = writeln!(out, "ready: {}  in flight: {}", v["ready"], v["in_flight"]);
-    let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{:<16} {:<30} {:<30} SHIFT",
-        "ROUTE", "SPLIT", "EFFECTIVE"
+        "ready: {}  in flight: {}",
+        cell(&v["ready"]),
+        cell(&v["in_flight"])
     );
+    let _ = writeln!(out);
+    let mut rows = Vec::new();
     for r in v["routes"].as_array().into_iter().flatten() {
         let mut split = shares(&r["split"]);
         if r["manual_split"].as_bool() == Some(true) {
             split.push_str(" (manual)");
         }
-        let _ = writeln!(
-            out,
-            "{:<16} {:<30} {:<30} {}",
-            r["name"].as_str().unwrap_or("?"),
+        rows.push(vec![
+            cell(&r["name"]),
             split,
             shares(&r["effective_split"]),
-            shift(&r["shift"])
-        );
+            shift(&r["shift"]),
+        ]);
     }
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "{:<12} {:<24} {:<10} {:>6} {:>9} {:>10} {:>8}",
-        "POOL", "BACKEND", "STATUS", "WEIGHT", "IN-FLIGHT", "ATTEMPTS", "ERRORS"
+    table(
+        &mut out,
+        &["ROUTE", "SPLIT", "EFFECTIVE", "SHIFT"],
+        &[false; 4],
+        &rows,
     );
+    let _ = writeln!(out);
+    let mut rows = Vec::new();
     for p in v["pools"].as_array().into_iter().flatten() {
         for b in p["backends"].as_array().into_iter().flatten() {
             let errors: u64 = b["failures"]
                 .as_object()
                 .map(|m| m.values().filter_map(Value::as_u64).sum())
                 .unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "{:<12} {:<24} {:<10} {:>6} {:>9} {:>10} {:>8}",
-                p["name"].as_str().unwrap_or("?"),
-                b["addr"].as_str().unwrap_or("?"),
-                b["status"].as_str().unwrap_or("?"),
-                b["weight"],
-                b["in_flight"],
-                b["attempts"],
-                errors
-            );
+            rows.push(vec![
+                cell(&p["name"]),
+                cell(&b["addr"]),
+                cell(&b["status"]),
+                cell(&b["weight"]),
+                cell(&b["in_flight"]),
+                cell(&b["attempts"]),
+                errors.to_string(),
+            ]);
         }
     }
+    table(
+        &mut out,
+        &[
+            "POOL",
+            "BACKEND",
+            "STATUS",
+            "WEIGHT",
+            "IN-FLIGHT",
+            "ATTEMPTS",
+            "ERRORS",
+        ],
+        &[false, false, false, true, true, true, true],
+        &rows,
+    );
     fleet(&mut out, &v["cluster"]);
     out
 }
@@ -181,13 +266,9 @@ fn fleet(out: &mut String, c: &Value) {
             names.join(", ")
         );
     }
-    let _ = writeln!(
-        out,
-        "{:<16} {:<10} {:<16} {:<12} {:>5} {:>7} {:>10}",
-        "REPLICA", "HEARTBEAT", "ROUTE", "STATE", "STEP", "SHARE", "GATE-SHARE"
-    );
+    let mut rows = Vec::new();
     for r in c["replicas"].as_array().into_iter().flatten() {
-        let mut name = r["name"].as_str().unwrap_or("?").to_string();
+        let mut name = cell(&r["name"]);
         if r["self"] == true {
             name.push_str(" *");
         }
@@ -196,17 +277,29 @@ fn fleet(out: &mut String, c: &Value) {
             .filter(|a| *a >= 0.0)
             .map_or("-".to_string(), |a| format!("{a:.1}s"));
         for (route, x) in r["routes"].as_object().into_iter().flatten() {
-            let _ = writeln!(
-                out,
-                "{:<16} {:<10} {:<16} {:<12} {:>5} {:>6}% {:>9.0}%",
-                name,
-                beat,
-                route,
-                x["state"].as_str().unwrap_or("?"),
-                x["step"],
-                x["share"].as_f64().unwrap_or(0.0),
-                x["gate_share"].as_f64().unwrap_or(0.0) * 100.0,
-            );
+            rows.push(vec![
+                name.clone(),
+                beat.clone(),
+                route.clone(),
+                cell(&x["state"]),
+                cell(&x["step"]),
+                format!("{}%", x["share"].as_f64().unwrap_or(0.0)),
+                format!("{:.0}%", x["gate_share"].as_f64().unwrap_or(0.0) * 100.0),
+            ]);
         }
     }
+    table(
+        out,
+        &[
+            "REPLICA",
+            "HEARTBEAT",
+            "ROUTE",
+            "STATE",
+            "STEP",
+            "SHARE",
+            "GATE-SHARE",
+        ],
+        &[false, false, false, false, true, true, true],
+        &rows,
+    );
 }
