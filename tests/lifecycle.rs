@@ -132,6 +132,19 @@ async fn a_graceful_upgrade_under_load_refuses_nothing() {
     let sock_path = std::path::PathBuf::from(sock);
     let waiting = eventually(Duration::from_secs(10), || async { sock_path.exists() }).await;
     assert!(waiting, "the new process never opened the upgrade socket");
+    // Waiting is normal: said once, calmly (Pingora logged an ERROR every
+    // second). Long enough for a retry to have happened.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let lines = new_log.all();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("waiting for the running cutover"))
+            .count(),
+        1,
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("ERROR")), "{lines:?}");
     // ...and gets the listeners on SIGQUIT.
     old.signal(libc::SIGQUIT);
     let took_over = new_log.wait_for(Duration::from_secs(15), |l| {

@@ -82,8 +82,14 @@ pub enum Command {
 
 fn init_logging() {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cutover=info"));
+    // Waiting for the old process's sockets is the normal state of
+    // `run --upgrade`, which Pingora logs as an error every second; cutover
+    // says it once, calmly (see `run`), and reports a failed handover itself.
+    if let Ok(quiet) = "pingora_core::server::transfer_fd=off".parse() {
+        filter = filter.add_directive(quiet);
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -185,6 +191,11 @@ fn run(path: &std::path::Path, opts: AppOptions) -> i32 {
         }
     };
     let grace = cfg.proxy.grace;
+    if opts.upgrade {
+        tracing::info!(
+            "waiting for the running cutover to hand over its listening sockets: send it SIGQUIT (kill -QUIT <pid>)"
+        );
+    }
     let app = match App::build(cfg, opts) {
         Ok(app) => app,
         Err(e) => {
