@@ -105,18 +105,22 @@ async fn every_endpoint_answers_as_documented() {
             .status,
         409
     );
-    assert_eq!(
-        admin(
-            &proxy,
-            "PUT",
-            "/routes/api/split",
-            None,
-            "{\"cloud\": \"lots\"}"
-        )
-        .await
-        .status,
-        422
+    let r = admin(
+        &proxy,
+        "PUT",
+        "/routes/api/split",
+        None,
+        "{\"cloud\": \"lots\"}",
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    // In words, not serde's ("invalid type: string, expected f64").
+    assert!(
+        r.body.contains("must be a number, not the text"),
+        "{}",
+        r.body
     );
+    assert!(!r.body.contains("f64"), "{}", r.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -309,7 +309,10 @@ impl AdminApi {
             Err(e) => {
                 return AdminResponse::error(
                     422,
-                    format!("body must be a JSON object of pool weights like {{\"onprem\":70,\"cloud\":30}}: {e}"),
+                    format!(
+                        "body must be a JSON object of pool weights like {{\"onprem\":70,\"cloud\":30}}: {}",
+                        crate::config::plain_words(&e.to_string(), "weight")
+                    ),
                 )
             }
         };

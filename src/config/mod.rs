@@ -22,6 +22,7 @@ mod validate_shift;
 
 pub use error::{ConfigError, Position};
 pub use summary::summary;
+pub(crate) use validate::plain_words;
 
 use http::{HeaderName, HeaderValue, Method};
 use std::net::SocketAddr;

@@ -89,7 +89,50 @@ fn clean_path(path: &str) -> String {
 /// Turn a TOML/serde error into a positioned config error.
 fn toml_error(r: &Reporter, e: &toml::de::Error, field: &str) -> ConfigError {
     let span = e.span().unwrap_or(0..0);
-    r.at(span, field, e.message().trim_end())
+    r.at(span, field, plain_words(e.message().trim_end(), field))
+}
+
+/// A serde message in an operator's words: "invalid type: integer `60`,
+/// expected a string" becomes "must be a string in quotes, not the number
+/// 60 (durations are written like "60s")"; `i64` and `f64` become "a whole
+/// number" and "a number". Anything else is kept.
+pub(crate) fn plain_words(message: &str, field: &str) -> String {
+    let Some(rest) = message.strip_prefix("invalid type: ") else {
+        return message.to_string();
+    };
+    let Some((found, expected)) = rest.split_once(", expected ") else {
+        return message.to_string();
+    };
+    let found = if let Some(n) = found
+        .strip_prefix("integer ")
+        .or_else(|| found.strip_prefix("floating point "))
+    {
+        format!("the number {}", n.trim_matches('`'))
+    } else if let Some(s) = found.strip_prefix("string ") {
+        format!("the text {s}")
+    } else {
+        found.to_string()
+    };
+    let (expected, hint) = match expected.split(" at line ").next().unwrap_or(expected) {
+        "a string" => {
+            let leaf = field.rsplit('.').next().unwrap_or(field);
+            let duration = leaf.ends_with("timeout")
+                || matches!(leaf, "hold" | "interval" | "grace" | "max_p99" | "ejection");
+            (
+                "a string in quotes".to_string(),
+                if duration {
+                    " (durations are written like \"60s\" or \"500ms\")"
+                } else {
+                    ""
+                },
+            )
+        }
+        "i64" | "u64" | "u32" | "usize" => ("a whole number".to_string(), ""),
+        "f64" | "f32" => ("a number".to_string(), ""),
+        "a boolean" => ("true or false".to_string(), ""),
+        other => (other.to_string(), ""),
+    };
+    format!("must be {expected}, not {found}{hint}")
 }
 
 pub(super) struct Validator<'a> {
