@@ -314,3 +314,48 @@ async fn a_post_is_not_retried_after_its_body_was_sent_but_a_get_is() {
     }
     assert_eq!(good.hits() - good_before, 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lone_backend_is_ejected_when_its_route_can_fail_over() {
+    // No health checks: only passive ejection can take the dead backend out.
+    let dead = common::backend::refused_addr().await;
+    let standby = Backend::spawn("standby").await;
+    let cfg = format!(
+        "{}[pools.onprem]\nbackends = [\"{dead}\"]\n[pools.standby]\nbackends = [{}]\n\
+         [[routes]]\nname = \"api\"\nsplit = {{ onprem = 100 }}\nfailover = [\"standby\"]\n",
+        base_config(),
+        addrs(&[&standby])
+    );
+    let proxy = ProxyProc::start(&cfg);
+    let cl = client();
+    for _ in 0..40 {
+        let r = get(&cl, &proxy.url("/"), &[]).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // Ejected after its 5 failures in a row (the half-a-pool rule kept a
+    // lone backend in forever: one failed attempt per request, 40 here).
+    let failed = proxy.stderr.count("attempt failed");
+    assert!(
+        failed <= 5,
+        "{failed} failed attempts:\n{}",
+        proxy.stderr.all().join("\n")
+    );
+    assert_eq!(proxy.stderr.count("backend ejected"), 1);
+    // `check` says what will happen: ejection for this pool, and none for
+    // a lone backend whose route has nowhere else to go.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["check", "-c", proxy.config_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("eject after 5 failures for 30s"), "{text}");
+    let alone = cfg.replace("failover = [\"standby\"]\n", "");
+    let path = proxy.dir.path().join("alone.toml");
+    std::fs::write(&path, alone).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["check", "-c", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("never ejects its only backend"), "{text}");
+}

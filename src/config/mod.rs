@@ -55,6 +55,24 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
 }
 
+impl Config {
+    /// Whether passive ejection may take out every backend of pool `pool`:
+    /// some route uses it, and every route that does has another pool (in
+    /// its split or as a failover) to send the traffic to. Otherwise at most
+    /// half a pool is ejected, so a lone backend never is.
+    pub fn pool_may_empty(&self, pool: usize) -> bool {
+        let users: Vec<&RouteConfig> = self
+            .routes
+            .iter()
+            .filter(|r| r.split.iter().any(|e| e.pool == pool) || r.failover.contains(&pool))
+            .collect();
+        !users.is_empty()
+            && users.iter().all(|r| {
+                r.split.iter().any(|e| e.pool != pool) || r.failover.iter().any(|p| *p != pool)
+            })
+    }
+}
+
 /// `[proxy]`
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProxySettings {

@@ -102,12 +102,24 @@ pub fn summary(cfg: &Config) -> String {
             }
         };
         let _ = writeln!(s, "  {:<12} health: {health}", "");
+        let index = cfg
+            .pools
+            .iter()
+            .position(|p| p.name == pool.name)
+            .unwrap_or(0);
+        let most = if cfg.pool_may_empty(index) {
+            pool.backends.len()
+        } else {
+            pool.backends.len() / 2
+        };
         let outlier = match pool.outlier {
             None => "off".to_string(),
+            Some(_) if most == 0 => "never ejects its only backend (a route using the pool has no other pool to fail over to)".to_string(),
             Some(o) => format!(
-                "eject after {} failures for {}",
+                "eject after {} failures for {} (at most {most} of {} at once)",
                 o.consecutive_failures,
-                dur(o.ejection)
+                dur(o.ejection),
+                pool.backends.len()
             ),
         };
         let tls = match &pool.tls {

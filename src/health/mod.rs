@@ -316,14 +316,16 @@ impl BackendState {
     }
 
     /// A request failed here. Returns the ejection length if this failure
-    /// ejected the backend. `ejected_in_pool` and `pool_size` enforce that at
-    /// most half of a pool is ever ejected.
+    /// ejected the backend. At most `max_ejected` of its pool are ejected at
+    /// once (`ejected_in_pool` are now): half a pool, or all of it when every
+    /// route using it has another pool to go to (see
+    /// [`crate::config::Config::pool_may_empty`]).
     pub fn record_failure(
         &self,
         kind: FailureKind,
         outlier: Option<&Outlier>,
         ejected_in_pool: usize,
-        pool_size: usize,
+        max_ejected: usize,
         now_ms: u64,
     ) -> Option<Duration> {
         self.stats.failures[kind as usize].fetch_add(1, Relaxed);
@@ -332,7 +334,7 @@ impl BackendState {
         if n < outlier.consecutive_failures || self.is_ejected(now_ms) {
             return None;
         }
-        if (ejected_in_pool + 1) * 2 > pool_size {
+        if ejected_in_pool + 1 > max_ejected {
             return None;
         }
         let repeats = self.ejections.fetch_add(1, Relaxed).min(16);

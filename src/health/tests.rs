@@ -52,27 +52,27 @@ fn ejection_after_consecutive_failures_doubles_and_caps() {
     let b = BackendState::new("p", "a:1", false);
     let o = outlier();
     let k = FailureKind::ConnectRefused;
-    assert_eq!(b.record_failure(k, Some(&o), 0, 4, 1), None);
-    assert_eq!(b.record_failure(k, Some(&o), 0, 4, 2), None);
+    assert_eq!(b.record_failure(k, Some(&o), 0, 2, 1), None);
+    assert_eq!(b.record_failure(k, Some(&o), 0, 2, 2), None);
     assert_eq!(
-        b.record_failure(k, Some(&o), 0, 4, 3),
+        b.record_failure(k, Some(&o), 0, 2, 3),
         Some(Duration::from_secs(10))
     );
     assert!(!b.available(4));
     assert_eq!(b.status(4), Status::Ejected);
     assert!(b.available(10_004));
     for _ in 0..2 {
-        b.record_failure(k, Some(&o), 0, 4, 20_000);
+        b.record_failure(k, Some(&o), 0, 2, 20_000);
     }
     assert_eq!(
-        b.record_failure(k, Some(&o), 0, 4, 20_000),
+        b.record_failure(k, Some(&o), 0, 2, 20_000),
         Some(Duration::from_secs(20))
     );
     let mut now = 100_000;
     let mut last = Duration::ZERO;
     for _ in 0..10 {
         for _ in 0..3 {
-            if let Some(d) = b.record_failure(k, Some(&o), 0, 4, now) {
+            if let Some(d) = b.record_failure(k, Some(&o), 0, 2, now) {
                 last = d;
             }
         }
@@ -86,32 +86,34 @@ fn ejection_after_consecutive_failures_doubles_and_caps() {
 fn success_resets_the_streak() {
     let b = BackendState::new("p", "a:1", false);
     let o = outlier();
-    b.record_failure(FailureKind::Reset, Some(&o), 0, 4, 1);
-    b.record_failure(FailureKind::Reset, Some(&o), 0, 4, 1);
+    b.record_failure(FailureKind::Reset, Some(&o), 0, 2, 1);
+    b.record_failure(FailureKind::Reset, Some(&o), 0, 2, 1);
     b.record_success(2);
     assert_eq!(
-        b.record_failure(FailureKind::Reset, Some(&o), 0, 4, 3),
+        b.record_failure(FailureKind::Reset, Some(&o), 0, 2, 3),
         None
     );
 }
 
 #[test]
-fn never_more_than_half_a_pool_is_ejected() {
+fn never_more_than_the_allowed_number_is_ejected() {
+    // (ejected now, most that may be): half a pool, or all of a pool
+    // whose routes can fail over elsewhere.
     let o = outlier();
     let b = BackendState::new("p", "a:1", false);
     for _ in 0..10 {
         assert_eq!(
-            b.record_failure(FailureKind::Reset, Some(&o), 1, 2, 1),
+            b.record_failure(FailureKind::Reset, Some(&o), 1, 1, 1),
             None
         );
     }
     assert_eq!(
-        b.record_failure(FailureKind::Reset, Some(&o), 0, 1, 1),
+        b.record_failure(FailureKind::Reset, Some(&o), 0, 0, 1),
         None
     );
     assert!(b.available(2));
     assert!(b
-        .record_failure(FailureKind::Reset, Some(&o), 0, 2, 1)
+        .record_failure(FailureKind::Reset, Some(&o), 0, 1, 1)
         .is_some());
 }
 
@@ -121,7 +123,7 @@ fn passes_lift_an_ejection_after_rise() {
     b.record_check(true, None, 2, 3, 1);
     let o = outlier();
     for _ in 0..3 {
-        b.record_failure(FailureKind::Status5xx, Some(&o), 0, 4, 10);
+        b.record_failure(FailureKind::Status5xx, Some(&o), 0, 2, 10);
     }
     assert!(b.is_ejected(11));
     assert_eq!(b.record_check(true, None, 2, 3, 12), None);

@@ -177,7 +177,7 @@ pub fn record_failure(ctx: &mut Ctx, kind: FailureKind, blame: bool) {
         kind,
         pool.outlier.as_ref(),
         pool.ejected(now),
-        pool.backends.len(),
+        pool.max_ejected(),
         now,
     ) {
         warn!(

@@ -62,6 +62,7 @@ pub(crate) fn build(
             outlier: pool.outlier,
             health: pool.health.clone(),
             tls: pool.tls.clone(),
+            may_empty: config.pool_may_empty(pools.len()),
         });
     }
     let mut routes = Vec::with_capacity(config.routes.len());

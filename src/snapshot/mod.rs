@@ -131,6 +131,9 @@ pub struct Pool {
     pub health: Option<HealthCheck>,
     /// TLS to the backends.
     pub tls: Option<crate::config::UpstreamTls>,
+    /// Every route using it has another pool to go to, so all of its
+    /// backends may be ejected (else at most half).
+    pub may_empty: bool,
 }
 
 /// A backend with its live state and a ready upstream peer.
@@ -154,6 +157,15 @@ impl Pool {
         self.backends
             .iter()
             .any(|b| b.weight > 0 && b.state.available(now_ms))
+    }
+
+    /// The most backends passive ejection may take out at once.
+    pub fn max_ejected(&self) -> usize {
+        if self.may_empty {
+            self.backends.len()
+        } else {
+            self.backends.len() / 2
+        }
     }
 
     /// How many of its backends are ejected right now.
