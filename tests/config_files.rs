@@ -203,3 +203,29 @@ fn check_fails_whatever_run_fails_at_load() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn check_warns_about_what_is_valid_but_likely_unmeant() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "[pools.app]\nbackends = [\"127.0.0.1:3000\"]\n[pools.spare]\nbackends = [\"127.0.0.1:3001\"]\n\
+         [[routes]]\nname = \"all\"\nsplit = { app = 100 }\n\
+         [[routes]]\nname = \"api\"\nmatch = { path_prefix = \"/api\" }\nsplit = { app = 100 }\n",
+    )
+    .unwrap();
+    let out = cutover(&["check", "-c", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("warning: pool spare is not used by any route"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "warning: route api is never used: route all before it matches every request"
+        ),
+        "{text}"
+    );
+}

@@ -19,6 +19,7 @@ mod validate_cluster;
 mod validate_pool;
 mod validate_route;
 mod validate_shift;
+mod warnings;
 
 pub use error::{ConfigError, Position};
 pub use summary::summary;

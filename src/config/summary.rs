@@ -136,23 +136,10 @@ pub fn summary(cfg: &Config) -> String {
     for route in &cfg.routes {
         route_summary(&mut s, cfg, route);
     }
-    for w in warnings(cfg) {
+    for w in super::warnings::warnings(cfg, std::time::SystemTime::now()) {
         let _ = writeln!(s, "warning: {w}");
     }
     s
-}
-
-/// What is valid but likely not what the operator meant (printed by
-/// `cutover check`, which still exits 0).
-pub(super) fn warnings(cfg: &Config) -> Vec<String> {
-    cfg.pools
-        .iter()
-        .filter_map(|p| {
-            let tls = p.tls.as_ref().filter(|t| t.verify)?;
-            Some(crate::tls::pin::ca_warnings(&p.name, tls.ca.as_ref()?))
-        })
-        .flatten()
-        .collect()
 }
 
 fn route_summary(s: &mut String, cfg: &Config, route: &RouteConfig) {
