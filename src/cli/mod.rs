@@ -204,6 +204,9 @@ fn run(path: &std::path::Path, opts: AppOptions) -> i32 {
         }
     };
     let control = app.control();
+    for line in control.describe_start() {
+        tracing::info!("{line}");
+    }
     let flush = control.clone();
     exit_when_drained(
         control.clone(),

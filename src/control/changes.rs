@@ -122,6 +122,48 @@ pub(super) fn has_operator_state(rc: &RouteControl) -> bool {
             .is_some_and(|s| matches!(s.phase, Phase::Paused | Phase::RolledBack))
 }
 
+/// What a process starting on `cfg` serves, in words: the config file, each
+/// route's split and where its shift stands (moving traffic now, or when it
+/// will start).
+pub(super) fn startup(
+    cfg: &Config,
+    routes: &std::collections::HashMap<String, RouteControl>,
+) -> Vec<String> {
+    let mut out = vec![format!(
+        "config {} (hash {}): {} pool{}, {} route{}",
+        cfg.path.display(),
+        cfg.hash,
+        cfg.pools.len(),
+        if cfg.pools.len() == 1 { "" } else { "s" },
+        cfg.routes.len(),
+        if cfg.routes.len() == 1 { "" } else { "s" },
+    )];
+    for r in &cfg.routes {
+        let mut line = format!("route {}: split {}", r.name, split_text(cfg, r));
+        if let (Some(s), Some(rc)) = (&r.shift, routes.get(&r.name)) {
+            let steps: Vec<String> = s.steps.iter().map(|v| format!("{v}")).collect();
+            line.push_str(&format!(
+                "; shift to {} {} % every {}: ",
+                cfg.pools[s.to].name,
+                steps.join("/"),
+                humantime::format_duration(s.hold)
+            ));
+            match rc.shift.as_ref() {
+                Some(st) if st.phase == Phase::Idle => line.push_str(&format!(
+                    "starts at {}",
+                    humantime::format_rfc3339_seconds(st.step_started)
+                )),
+                Some(st) if st.phase == Phase::Running => {
+                    line.push_str(&format!("moving traffic now, {}", decisions(r, rc)))
+                }
+                _ => line.push_str(&decisions(r, rc)),
+            }
+        }
+        out.push(line);
+    }
+    out
+}
+
 /// Pools and backends added or removed.
 pub(super) fn pool_changes(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();

@@ -398,6 +398,12 @@ impl Control {
         self.lock().last_reload = Some(ReloadOutcome { at: now, error });
     }
 
+    /// What this process serves, in words, for the log at startup.
+    pub fn describe_start(&self) -> Vec<String> {
+        let st = self.lock();
+        changes::startup(&st.config, &st.routes)
+    }
+
     /// The runtime decisions about a route.
     pub fn route_control(&self, route: &str) -> Option<RouteControl> {
         self.lock().routes.get(route).cloned()
