@@ -410,6 +410,13 @@ async fn editing_hold_or_gate_keeps_the_pause_and_a_new_plan_says_what_it_drops(
     let cloud = Backend::spawn("cloud").await;
     let a = shifting(&onprem, &cloud, "10, 50, 100", "60s", "0.01");
     let proxy = ProxyProc::start(&a);
+    // At startup the log says, in words, what is served and what moves.
+    let started = proxy.stderr.all().join("\n");
+    assert!(started.contains("2 pools, 1 route"), "{started}");
+    assert!(
+        started.contains("route api: split onprem 100, cloud 0; shift to cloud 10/50/100 % every 1m: moving traffic now, step 1 (10 %)"),
+        "{started}"
+    );
     assert_eq!(
         admin_call(&proxy, "POST", "/routes/api/shift/advance", "")
             .await
