@@ -22,6 +22,8 @@ for what in "${@:-build}"; do
       command -v protoc >/dev/null 2>&1 || want+=(protobuf-compiler)
       [ -f /usr/include/google/protobuf/descriptor.proto ] || want+=(libprotobuf-dev)
       command -v etcd >/dev/null 2>&1 || want+=(etcd-server)
+      # The status page is tested in a real headless browser.
+      command -v chromium >/dev/null 2>&1 || want+=(chromium fonts-dejavu-core)
       command -v promtool >/dev/null 2>&1 || want+=(prometheus)
       ;;
     fleet)

@@ -5,6 +5,7 @@
 //!
 //! | method, path | answer |
 //! |---|---|
+//! | GET `/` | the live status page (HTML; its data comes from `/status`) |
 //! | GET `/healthz` | `{"status":"healthy"}` while the process serves |
 //! | GET `/readyz` | 200 once ready, 503 before and while draining |
 //! | GET `/services` | one entry per backend: name, pool, addr, status, weight |
@@ -34,6 +35,9 @@ use http::Method;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// The live status page served at `GET /`: one self-contained file.
+const STATUS_PAGE: &str = include_str!("page.html");
 
 /// A request to the admin API.
 #[derive(Debug, Clone)]
@@ -154,14 +158,16 @@ impl AdminApi {
             .map(percent_decode)
             .collect();
         let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let open = matches!(seg.as_slice(), ["healthz"] | ["readyz"]);
+        // The page itself holds no data (it reads `/status` with the token
+        // the operator types in), so it is served without one.
+        let open = matches!(seg.as_slice(), ["healthz"] | ["readyz"] | [""]);
         if !open && !self.authorized(&req) {
             let mut r = AdminResponse::error(401, "missing or wrong bearer token");
             r.headers.push(("www-authenticate", "Bearer".to_string()));
             return r;
         }
         let need = match seg.as_slice() {
-            ["healthz"] | ["readyz"] | ["services"] | ["status"] | ["metrics"] => Need::Read,
+            [""] | ["healthz"] | ["readyz"] | ["services"] | ["status"] | ["metrics"] => Need::Read,
             ["reload"]
             | ["routes", _, "shift", "pause" | "resume" | "advance" | "rollback"]
             | ["routes", _, "split"]
@@ -185,6 +191,16 @@ impl AdminApi {
             }
         }
         match seg.as_slice() {
+            [""] => AdminResponse {
+                status: 200,
+                content_type: "text/html; charset=utf-8",
+                headers: vec![(
+                    "content-security-policy",
+                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'"
+                        .to_string(),
+                )],
+                body: STATUS_PAGE.as_bytes().to_vec(),
+            },
             ["healthz"] => AdminResponse::json(200, json!({ "status": "healthy" })),
             ["readyz"] => self.readyz(),
             ["services"] => AdminResponse::json(200, status::services(&self.control)),

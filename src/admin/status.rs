@@ -7,6 +7,9 @@ use crate::reload::Reloader;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::Ordering::Relaxed;
 
+/// The span of the pools' recent figures in `/status`.
+const RECENT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
@@ -145,7 +148,8 @@ pub(super) fn status(control: &Control, reloader: Option<&Reloader>) -> Value {
     let pools: Vec<Value> = snap
         .pools
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(pi, p)| {
             let backends: Vec<Value> = p
                 .backends
                 .iter()
@@ -177,8 +181,25 @@ pub(super) fn status(control: &Control, reloader: Option<&Reloader>) -> Value {
                     })
                 })
                 .collect();
+            // The pool's answers over the last 10 s, from the routes' windows.
+            let mut recent = crate::shift::window::Sums::default();
+            for r in &snap.routes {
+                for (slot, w) in r.slots.iter().zip(&r.windows) {
+                    if slot.pool == pi {
+                        recent.add(&w.sums(now, RECENT, 0));
+                    }
+                }
+            }
+            let f = recent.figures();
             json!({
                 "name": &*p.name,
+                "last_10s": {
+                    "requests": f.requests,
+                    "errors": f.errors,
+                    "rps": f.requests as f64 / RECENT.as_secs_f64(),
+                    "error_rate": f.error_rate(),
+                    "p99_ms": f.p99.map(|d| d.as_secs_f64() * 1000.0),
+                },
                 "available": p.available(now),
                 "health_checks": p.health.is_some(),
                 "backends": backends,
@@ -198,5 +219,11 @@ pub(super) fn status(control: &Control, reloader: Option<&Reloader>) -> Value {
         "routes": routes,
         "pools": pools,
         "cluster": super::fleet::status(control),
+        "events": control
+            .events
+            .recent()
+            .into_iter()
+            .map(|e| json!({ "at": rfc3339(e.at), "kind": e.kind, "text": e.text }))
+            .collect::<Vec<_>>(),
     })
 }

@@ -101,6 +101,10 @@ impl Control {
             self.note_transition(route, &t, cfg, None);
         } else if rc.manual != before.1 {
             info!(route, by = %rec.by, reason = %rec.reason, "applied the fleet's split");
+            self.events.push(
+                "fleet",
+                format!("{route}: {} (decided by {})", rec.reason, rec.by),
+            );
         }
         if let Err(e) = self.publish(&mut st) {
             tracing::warn!("cannot publish the fleet's decision: {e}");
@@ -117,6 +121,15 @@ impl Control {
                 if b.state.is_draining() != want {
                     b.state.set_draining(want);
                     info!(pool = %p.name, backend = %b.addr, draining = want, "backend drain changed by the fleet");
+                    self.events.push(
+                        "fleet",
+                        format!(
+                            "{}/{}: {}",
+                            p.name,
+                            b.addr,
+                            if want { "drained" } else { "undrained" }
+                        ),
+                    );
                 }
             }
         }

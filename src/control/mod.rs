@@ -11,6 +11,7 @@
 //! handshake to it fails and the reason is kept for `/status`.)
 
 mod changes;
+mod events;
 mod fleet;
 mod fleet_actions;
 #[cfg(test)]
@@ -18,6 +19,7 @@ mod fleet_tests;
 mod routes;
 mod shift;
 
+pub use events::{Event, Events};
 pub use fleet::FleetError;
 use routes::{restore, route_weights};
 pub use routes::{route_definition, RouteControl, SplitError};
@@ -71,6 +73,8 @@ pub struct Control {
     published: tokio::sync::watch::Sender<u64>,
     /// The fleet this replica belongs to (`[cluster]`), if any.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The last things that happened (transitions, actions, reloads).
+    pub events: Events,
 }
 
 /// Resolve every backend address of `config` (blocking DNS for names).
@@ -204,6 +208,7 @@ impl Control {
             edge_tls,
             published: tokio::sync::watch::Sender::new(1),
             cluster,
+            events: Events::default(),
         });
         if rewrite {
             control.persist(&control.lock());
@@ -380,6 +385,7 @@ impl Control {
         self.persist(&st);
         for line in &notes {
             tracing::info!("reload: {line}");
+            self.events.push("reload", line.clone());
         }
         if notes.is_empty() {
             tracing::info!("reload: no route, pool or shift changed");
@@ -394,6 +400,16 @@ impl Control {
         self.metrics.reloads.with_label_values(&[result]).inc();
         if error.is_none() {
             self.metrics.last_reload_success.set(unix_seconds(now));
+        }
+        match &error {
+            Some(e) => self.events.push(
+                "reload",
+                format!("reload refused, the old config keeps serving: {e}"),
+            ),
+            None => self.events.push(
+                "reload",
+                format!("config reloaded (hash {})", self.config().hash),
+            ),
         }
         self.lock().last_reload = Some(ReloadOutcome { at: now, error });
     }

@@ -302,6 +302,12 @@ impl Control {
         }
         self.persist(&st);
         tracing::info!(route, ?weights, "split set by operator");
+        let mut set: Vec<String> = weights.iter().map(|(p, w)| format!("{p} {w}")).collect();
+        set.sort();
+        self.events.push(
+            "operator",
+            format!("{route}: split set by hand to {}", set.join(", ")),
+        );
         Ok(r.split
             .iter()
             .zip(w)
@@ -328,6 +334,8 @@ impl Control {
             }
             self.persist(&st);
             tracing::info!(route, "manual split cleared by operator");
+            self.events
+                .push("operator", format!("{route}: manual split cleared"));
         }
         Ok(had)
     }

@@ -52,6 +52,14 @@ impl Control {
             Phase::RolledBack => 0.0,
             _ => cfg.steps.get(t.step).copied().unwrap_or(0.0),
         };
+        let words = match t.to {
+            Phase::RolledBack => "rolled back (0 %)".to_string(),
+            p => format!("{} at step {} ({share} %)", p.as_str(), t.step + 1),
+        };
+        self.events.push(
+            if verdict.is_some() { "breach" } else { "shift" },
+            format!("{route}: {words}: {}", t.reason),
+        );
         match verdict {
             Some(v) => warn!(
                 route,
