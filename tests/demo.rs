@@ -8,7 +8,7 @@ use std::process::Command;
 #[test]
 fn the_demo_runs_and_shows_the_rollback() {
     let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["demo", "--duration", "12s", "--plain"])
+        .args(["demo", "--duration", "1s", "--plain"])
         .output()
         .expect("run the demo");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -25,7 +25,29 @@ fn the_demo_runs_and_shows_the_rollback() {
         "operator: POST /routes/demo/shift/resume",
         "shift complete (100%) on cloud",
         "summary:",
+        // A too-short --duration is stretched rather than told out of order.
+        "the demo needs at least 20s",
+        // It ends with a pointer and the config it ran.
+        "try it yourself: config/local.toml",
+        "    [routes.shift]",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
+}
+
+#[test]
+fn the_story_is_told_in_order() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["demo", "--duration", "20s", "--plain"])
+        .output()
+        .expect("run the demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = |s: &str| {
+        text.find(s)
+            .unwrap_or_else(|| panic!("missing {s:?} in:\n{text}"))
+    };
+    assert!(at("shift running 50% on cloud") < at("incident: the cloud pool starts failing"));
+    assert!(at("incident: the cloud pool starts failing") < at("shift rolled back (0%)"));
+    assert!(at("shift rolled back (0%)") < at("operator: POST /routes/demo/shift/resume"));
+    assert!(at("operator: POST /routes/demo/shift/resume") < at("shift complete (100%) on cloud"));
 }

@@ -75,9 +75,22 @@ on_breach = "rollback"
     )
 }
 
+/// The shortest demo that tells its story in order (the gate needs enough
+/// requests in a step's window before the incident).
+const MIN_DURATION: Duration = Duration::from_secs(20);
+
 /// Run the demo (or with `fleet`, the fleet demo) for `duration`; returns
 /// the exit code.
 pub(crate) fn run(duration: Duration, plain: bool, fleet: bool) -> i32 {
+    let duration = if duration < MIN_DURATION && !fleet {
+        println!(
+            "(the demo needs at least {} to tell its story in order: running that long)",
+            humantime::format_duration(MIN_DURATION)
+        );
+        MIN_DURATION
+    } else {
+        duration
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -137,7 +150,11 @@ async fn demo(duration: Duration, plain: bool) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(load::run(proxy, 16, 600, stats.clone(), stop.clone()));
 
-    let tty = std::io::stdout().is_terminal() && !plain;
+    // The live panel needs a terminal at least `MIN_WIDTH` wide; anything
+    // else gets plain lines.
+    let tty = std::io::stdout().is_terminal()
+        && !plain
+        && view::terminal_width().unwrap_or(80) >= view::MIN_WIDTH;
     let tick = Duration::from_millis(250);
     // Without a terminal, a status line every few seconds (events at once).
     let line_every = Duration::from_secs(5);
@@ -173,7 +190,8 @@ async fn demo(duration: Duration, plain: bool) -> Result<(), String> {
             let frame = view::gather(
                 &control, &stats, &mut prev, interval, elapsed, duration, &events,
             );
-            let panel = view::panel(&frame);
+            let width = view::terminal_width().unwrap_or(80).max(view::MIN_WIDTH);
+            let panel = view::panel(&frame, width);
             // Move back over the previous frame and redraw it.
             if drawn_lines > 0 {
                 let _ = write!(out, "\x1b[{drawn_lines}A");
@@ -203,6 +221,12 @@ async fn demo(duration: Duration, plain: bool) -> Result<(), String> {
     let _ = stop_tx.send(());
     let _ = tokio::task::spawn_blocking(move || server.join()).await;
     print_summary(&stats, started.elapsed(), &watcher);
+    println!(
+        "\ntry it yourself: config/local.toml splits a route between your own two backends (README, \"Quick start with your own backends\"). The demo ran this config, with its backends on loopback:\n"
+    );
+    for l in text.trim().lines() {
+        println!("    {l}");
+    }
     Ok(())
 }
 

@@ -92,6 +92,7 @@ fn demo_shift(control: &Control) -> Option<(RouteControl, ShiftConfig)> {
     Some((rc, cfg))
 }
 
+/// The shift's line and the gate's line of the panel.
 fn shift_line(control: &Control) -> String {
     let Some((rc, cfg)) = demo_shift(control) else {
         return "no shift".into();
@@ -101,16 +102,23 @@ fn shift_line(control: &Control) -> String {
     };
     let mut s = format!(
         "shift {} step {}/{} ({}% on cloud)",
-        state.phase.as_str(),
+        state.phase.as_str().replace('_', " "),
         state.step + 1,
         cfg.steps.len(),
         state.share(&cfg).unwrap_or(0.0)
     );
-    if let Some(next) = state.next_step_at(&cfg) {
-        let left = next
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
-        let _ = write!(s, ", next step in {}s", left.as_secs());
+    match state.phase {
+        crate::shift::Phase::RolledBack | crate::shift::Phase::Paused => {
+            s.push_str(" - waiting for the operator to resume");
+        }
+        _ => {
+            if let Some(next) = state.next_step_at(&cfg) {
+                let left = next
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default();
+                let _ = write!(s, ", next step in {}s", left.as_secs());
+            }
+        }
     }
     if let Some((_, v)) = &rc.last_verdict {
         let verdict = match v.breach {
@@ -120,14 +128,41 @@ fn shift_line(control: &Control) -> String {
         };
         let _ = write!(
             s,
-            "; gate: {verdict} (cloud {} req, {:.1}% errors, p99 {})",
+            "\ngate: {verdict} (cloud {} req, {:.1}% errors, p99 {})",
             v.to.requests,
             v.to.error_rate() * 100.0,
             v.to.p99
                 .map_or("-".into(), |d| format!("{}ms", d.as_millis()))
         );
+    } else {
+        s.push_str("\ngate: -");
     }
     s
+}
+
+/// The terminal's width in columns, if standard output is one.
+pub(crate) fn terminal_width() -> Option<usize> {
+    // SAFETY: TIOCGWINSZ fills the `winsize` passed by pointer, which lives
+    // for the whole call; nothing else is touched.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0 && ws.ws_col > 0).then_some(usize::from(ws.ws_col))
+}
+
+/// The narrowest terminal the live panel is drawn on (narrower: plain lines).
+pub(crate) const MIN_WIDTH: usize = 60;
+
+/// `text` cut to fit `width` columns (one short of it, so that a full line
+/// never wraps and scrolls the panel).
+fn fit(text: &str, width: usize) -> String {
+    let max = width.saturating_sub(1);
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut t: String = text.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
 }
 
 /// Per-pool counters at the previous frame, to turn totals into rates.
@@ -232,8 +267,18 @@ fn bar(cloud: f64, width: usize) -> String {
     format!("{}{}", "░".repeat(width - filled), "█".repeat(filled))
 }
 
-/// The panel drawn on a terminal.
-pub(crate) fn panel(f: &Frame) -> String {
+/// The panel drawn on a terminal `width` columns wide: every line fits.
+pub(crate) fn panel(f: &Frame, width: usize) -> String {
+    let s = panel_text(f, width);
+    let mut out = String::new();
+    for l in s.lines() {
+        out.push_str(&fit(l, width));
+        out.push('\n');
+    }
+    out
+}
+
+fn panel_text(f: &Frame, width: usize) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -241,10 +286,12 @@ pub(crate) fn panel(f: &Frame) -> String {
         clock(f.elapsed),
         clock(f.total)
     );
+    // The bar takes what the numbers leave of the line.
+    let bar_width = width.saturating_sub(58).clamp(10, 40);
     let _ = writeln!(
         s,
-        "split  onprem [{}] cloud   cloud {:5.1}% configured, {:5.1}% effective",
-        bar(f.cloud_effective, 40),
+        "split  onprem [{}] cloud  {:5.1}% set, {:5.1}% effective",
+        bar(f.cloud_effective, bar_width),
         f.cloud_share * 100.0,
         f.cloud_effective * 100.0
     );
@@ -300,4 +347,39 @@ pub(crate) fn line(f: &Frame) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_panel_fits_an_80_column_terminal() {
+        let frame = Frame {
+            elapsed: Duration::from_secs(12),
+            total: Duration::from_secs(60),
+            cloud_share: 0.5,
+            cloud_effective: 0.5,
+            pools: vec![PoolRow {
+                name: "cloud",
+                rate: 123.0,
+                error_rate: 0.5,
+                p99: Duration::from_millis(250),
+                health: "2/2 healthy (ejected, ejected, unhealthy)".into(),
+            }],
+            proxy_rate: 1.0,
+            events: vec!["00:12 gate breached on cloud: error rate 50.00% > 5.00% (60 of 120) -> shift rolled back (0%)".into()],
+            shift: "shift rolled back step 2/3 (0% on cloud) - waiting for the operator to resume\ngate: BREACH (cloud 120 req, 50.0% errors, p99 250ms)".into(),
+        };
+        for width in [80, 120] {
+            let p = panel(&frame, width);
+            for l in p.lines() {
+                assert!(l.chars().count() < width, "{width}: {l:?}");
+            }
+            // The same number of lines whatever happens, so a redraw covers
+            // the previous frame exactly.
+            assert_eq!(p.lines().count(), 14, "{p}");
+        }
+        assert!(panel(&frame, 80).contains("waiting for the operator to resume"));
+    }
 }
