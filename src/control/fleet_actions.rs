@@ -5,7 +5,7 @@
 //! here, and reach the fleet when it is back.
 
 use super::fleet::FleetError;
-use super::{Control, RouteControl, ShiftError, SplitError};
+use super::{Control, ShiftError, SplitError};
 use crate::cluster::record::{Drains, Key, RouteRecord};
 use crate::cluster::{Cluster, WriteError};
 use crate::shift::{Action, Transition};
@@ -69,35 +69,15 @@ impl Control {
         }
         let (rec, rev, t) = {
             let st = self.lock();
-            let r = st
-                .config
-                .routes
-                .iter()
-                .find(|r| r.name == route)
-                .ok_or_else(|| ShiftError::UnknownRoute(route.to_string()))?;
-            let cfg = r
-                .shift
-                .as_ref()
-                .ok_or_else(|| ShiftError::NoShift(route.to_string()))?;
+            let (r, cfg) = super::shift::shifting_route(&st.config, route)?;
             let now = SystemTime::now();
-            let mut rc = st
-                .routes
-                .get(route)
-                .cloned()
-                .unwrap_or_else(|| RouteControl::fresh(&st.config, r, now));
+            let mut rc = st.route_or_fresh(r, now);
             if matches!(action, Action::Advance | Action::Resume) {
                 if let Some(why) = cluster.frozen(route, &rc.hash) {
                     return Err(FleetError::Frozen(why).into());
                 }
             }
-            let state = rc
-                .shift
-                .get_or_insert_with(|| crate::shift::ShiftState::at(cfg, rc.origin, now));
-            let t = state.act(cfg, action, now)?;
-            if matches!(action, Action::Resume | Action::Advance) {
-                rc.manual = None;
-                rc.gate_from(now);
-            }
+            let t = super::shift::act_on(&mut rc, cfg, action, now)?;
             (self.record_of(&rc, &t.reason), rc.fleet_rev, t)
         };
         self.write_record(&cluster, route, rec, rev).await?;
@@ -120,11 +100,7 @@ impl Control {
             let st = self.lock();
             let (r, w) = super::routes::split_weights(&st.config, route, weights)?;
             let now = SystemTime::now();
-            let mut rc = st
-                .routes
-                .get(route)
-                .cloned()
-                .unwrap_or_else(|| RouteControl::fresh(&st.config, r, now));
+            let mut rc = st.route_or_fresh(r, now);
             rc.manual = Some(w.clone());
             if let (Some(cfg), Some(state)) = (&r.shift, rc.shift.as_mut()) {
                 let _ = state.act(cfg, Action::Pause, now);

@@ -58,6 +58,16 @@ struct ControlState {
     last_reload: Option<ReloadOutcome>,
 }
 
+impl ControlState {
+    /// A copy of the decisions about route `r`, or fresh ones at `now`.
+    fn route_or_fresh(&self, r: &crate::config::RouteConfig, now: SystemTime) -> RouteControl {
+        self.routes
+            .get(&r.name)
+            .cloned()
+            .unwrap_or_else(|| RouteControl::fresh(&self.config, r, now))
+    }
+}
+
 /// The control plane.
 pub struct Control {
     current: ArcSwap<Snapshot>,

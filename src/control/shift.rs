@@ -228,30 +228,13 @@ impl Control {
     pub fn shift_action(&self, route: &str, action: Action) -> Result<Transition, ShiftError> {
         let mut st = self.lock();
         let config = st.config.clone();
-        let r = config
-            .routes
-            .iter()
-            .find(|r| r.name == route)
-            .ok_or_else(|| ShiftError::UnknownRoute(route.to_string()))?;
-        let cfg = r
-            .shift
-            .as_ref()
-            .ok_or_else(|| ShiftError::NoShift(route.to_string()))?;
+        let (r, cfg) = shifting_route(&config, route)?;
         let now = SystemTime::now();
         let rc = st
             .routes
             .entry(route.to_string())
             .or_insert_with(|| RouteControl::fresh(&config, r, now));
-        let state = rc
-            .shift
-            .get_or_insert_with(|| crate::shift::ShiftState::at(cfg, rc.origin, now));
-        let t = state.act(cfg, action, now)?;
-        if action == Action::Resume || action == Action::Advance {
-            // The shift takes over again from an operator's split, and the
-            // gate judges only what happens from now on.
-            rc.manual = None;
-            rc.gate_from(now);
-        }
+        let t = act_on(rc, cfg, action, now)?;
         self.note_transition(route, &t, cfg, None);
         if let Err(e) = self.publish(&mut st) {
             warn!("cannot publish the shifted split: {e}");
@@ -259,4 +242,42 @@ impl Control {
         self.persist(&st);
         Ok(t)
     }
+}
+
+/// The route named `route` and its shift, or why an action cannot apply.
+pub(super) fn shifting_route<'a>(
+    config: &'a crate::config::Config,
+    route: &str,
+) -> Result<(&'a crate::config::RouteConfig, &'a ShiftConfig), ShiftError> {
+    let r = config
+        .routes
+        .iter()
+        .find(|r| r.name == route)
+        .ok_or_else(|| ShiftError::UnknownRoute(route.to_string()))?;
+    let cfg = r
+        .shift
+        .as_ref()
+        .ok_or_else(|| ShiftError::NoShift(route.to_string()))?;
+    Ok((r, cfg))
+}
+
+/// Apply an operator's `action` to the decisions `rc` at `now`.
+pub(super) fn act_on(
+    rc: &mut RouteControl,
+    cfg: &ShiftConfig,
+    action: Action,
+    now: SystemTime,
+) -> Result<Transition, NotApplicable> {
+    let origin = rc.origin;
+    let state = rc
+        .shift
+        .get_or_insert_with(|| crate::shift::ShiftState::at(cfg, origin, now));
+    let t = state.act(cfg, action, now)?;
+    if action == Action::Resume || action == Action::Advance {
+        // The shift takes over again from an operator's split, and the
+        // gate judges only what happens from now on.
+        rc.manual = None;
+        rc.gate_from(now);
+    }
+    Ok(t)
 }

@@ -92,16 +92,7 @@ fn config(
             .join(", ")
     };
     format!(
-        r#"
-[proxy]
-listen = ["127.0.0.1:0"]
-threads = 1
-connect_timeout = "500ms"
-read_timeout = "5s"
-
-[admin]
-listen = "127.0.0.1:0"
-
+        r#"{loopback}
 [cluster]
 etcd = ["{etcd}"]
 name = "{name}"
@@ -129,6 +120,7 @@ max_error_rate = 0.05
 min_requests = 20
 on_breach = "rollback"
 "#,
+        loopback = super::LOOPBACK,
         onprem = list(onprem),
         cloud = list(cloud),
         hold = hold.as_millis()

@@ -26,6 +26,19 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The demo's listeners (loopback, any free port) and timeouts, shared by
+/// the fleet demo.
+pub(crate) const LOOPBACK: &str = r#"
+[proxy]
+listen = ["127.0.0.1:0"]
+threads = 1
+connect_timeout = "500ms"
+read_timeout = "5s"
+
+[admin]
+listen = "127.0.0.1:0"
+"#;
+
 fn demo_config(onprem: &[SocketAddr], cloud: &[SocketAddr], hold: Duration) -> String {
     let list = |addrs: &[SocketAddr]| {
         addrs
@@ -35,16 +48,7 @@ fn demo_config(onprem: &[SocketAddr], cloud: &[SocketAddr], hold: Duration) -> S
             .join(", ")
     };
     format!(
-        r#"
-[proxy]
-listen = ["127.0.0.1:0"]
-threads = 1
-connect_timeout = "500ms"
-read_timeout = "5s"
-
-[admin]
-listen = "127.0.0.1:0"
-
+        r#"{LOOPBACK}
 [pools.onprem]
 backends = [{onprem}]
 health = {{ path = "/healthz", interval = "500ms", timeout = "300ms", rise = 2, fall = 2 }}
