@@ -72,6 +72,27 @@ pub(crate) struct View {
 }
 
 impl View {
+    /// Keep `rec` as the record of `route` if it is newer than the one kept;
+    /// whether it was.
+    pub(crate) fn put_route(&mut self, route: &str, rec: RouteRecord, rev: i64) -> bool {
+        match self.routes.get(route) {
+            Some((_, kept)) if *kept >= rev => false,
+            _ => {
+                self.routes.insert(route.to_string(), (rec, rev));
+                true
+            }
+        }
+    }
+
+    /// Keep `drains` if newer than the list kept; whether it was.
+    pub(crate) fn put_drains(&mut self, drains: Drains, rev: i64) -> bool {
+        if self.drains.1 >= rev {
+            return false;
+        }
+        self.drains = (drains, rev);
+        true
+    }
+
     /// Heartbeats of the peers that are alive now.
     pub(crate) fn live_peers(&self, now: Instant) -> impl Iterator<Item = &Beat> {
         self.peers
@@ -216,10 +237,12 @@ impl Cluster {
         Err(WriteError::Conflict(current))
     }
 
-    /// Why `route` (whose definition here hashes to `hash`) must not move to
-    /// a higher step now, if it must not: etcd unreachable, no record for
-    /// this definition yet, or replicas that define the route differently.
-    pub(crate) fn frozen(&self, route: &str, hash: &str) -> Option<String> {
+    /// Why `route` (whose definition here hashes to `hash`, following the
+    /// fleet's record up to revision `applied`) must not move to a higher
+    /// step now, if it must not: etcd unreachable, replicas that define the
+    /// route differently, or a record of the fleet this replica has not
+    /// applied (or none for this definition yet).
+    pub(crate) fn frozen(&self, route: &str, hash: &str, applied: i64) -> Option<String> {
         let v = self.view();
         if !(v.connected && v.synced) {
             return Some("etcd is unreachable: the split stays where it is".into());
@@ -232,7 +255,7 @@ impl Cluster {
             ));
         }
         match v.routes.get(route) {
-            Some((r, _)) if r.hash == hash => None,
+            Some((r, rev)) if r.hash == hash && *rev <= applied => None,
             _ => Some("waiting for the fleet's record of this route".into()),
         }
     }

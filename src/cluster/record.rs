@@ -20,6 +20,11 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct RouteRecord {
     /// Hash of the route's definition these decisions were made for.
     pub hash: String,
+    /// Hash of that definition's identity (split, shift pools, steps and
+    /// start): a replica whose definition differs only in hold or gate
+    /// still follows the record's progress.
+    #[serde(default)]
+    pub identity: String,
     /// When step 0 begins (Unix milliseconds).
     pub origin_ms: u64,
     /// The shift's state, if the route has a shift.

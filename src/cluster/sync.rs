@@ -34,6 +34,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 type Shutdown = tokio::sync::watch::Receiver<bool>;
 
+/// Ends a task when dropped (a session's helpers end with the session).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Keep `control`'s fleet view current until shutdown.
 pub(crate) async fn run(control: Arc<Control>, mut shutdown: Shutdown) {
     let Some(cluster) = control.cluster.clone() else {
@@ -142,6 +151,8 @@ async fn session(
     for kv in all.kvs() {
         take(control, cluster, kv);
     }
+    // The client first: an action that sees the fleet online can write.
+    cluster.set_client(Some(client.clone()));
     {
         let mut v = cluster.view();
         v.revision = revision;
@@ -149,7 +160,6 @@ async fn session(
         v.synced = true;
         v.last_contact = Some(Instant::now());
     }
-    cluster.set_client(Some(client.clone()));
     let drains = cluster.view().drains.0.clone();
     control.apply_drains(&drains);
     match outage.take() {
@@ -180,11 +190,20 @@ async fn session(
         .map_err(|e| err("watch", e))?;
     let mut beat = tokio::time::interval(BEAT);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut keep = tokio::time::interval(KEEPALIVE);
+    // The lease is renewed on its own task, so that slow writes in a round
+    // never let it run out; its answers come back on `lease_stream`.
+    let _renewing = AbortOnDrop(tokio::spawn(async move {
+        let mut keep = tokio::time::interval(KEEPALIVE);
+        loop {
+            keep.tick().await;
+            if keeper.keep_alive().await.is_err() {
+                break;
+            }
+        }
+    }));
     loop {
         tokio::select! {
             _ = beat.tick() => round(control, cluster, &mut client, lease).await?,
-            _ = keep.tick() => keeper.keep_alive().await.map_err(|e| err("lease keep-alive", e))?,
             msg = lease_stream.message() => match msg {
                 Ok(Some(r)) if r.ttl() > 0 => cluster.view().last_contact = Some(Instant::now()),
                 Ok(Some(_)) => return Err("the lease expired".into()),
@@ -212,7 +231,7 @@ async fn session(
                 Ok(None) => return Err("the watch ended".into()),
                 Err(e) => return Err(err("watch", e)),
             },
-            Some(p) = next_pending(pending) => write_pending(control, &p.route).await,
+            Some(p) = next_pending(pending) => write_pending(control, &p.route).await?,
         }
     }
 }
@@ -253,31 +272,31 @@ async fn round(
         }
     }
     for (route, ..) in control.pending_stops() {
-        write_pending(control, &route).await;
+        write_pending(control, &route).await?;
     }
+    control.adopt_known_records();
     let drains = cluster.view().drains.0.clone();
     control.apply_drains(&drains);
     Ok(())
 }
 
 /// Write a stop this replica made on its own, retrying a lost
-/// compare-and-swap on the newer record a few times.
-async fn write_pending(control: &Arc<Control>, route: &str) {
+/// compare-and-swap on the newer record a few times. An error (etcd gone)
+/// ends the session; the stop stays owed.
+async fn write_pending(control: &Arc<Control>, route: &str) -> Result<(), String> {
     for _ in 0..5 {
         let Some((_, rec, rev)) = control
             .pending_stops()
             .into_iter()
             .find(|(r, ..)| r == route)
         else {
-            return;
+            return Ok(());
         };
-        if control.write_pending(route, rec, rev).await {
-            return;
-        }
-        if !control.cluster.as_ref().is_some_and(|c| c.online()) {
-            return;
+        if control.write_pending(route, rec, rev).await? {
+            return Ok(());
         }
     }
+    Ok(())
 }
 
 /// A value under the prefix was written: keep it in the view, apply it.
@@ -317,8 +336,9 @@ fn take(control: &Control, cluster: &Cluster, kv: &KeyValue) {
         Key::Replica(_) => {}
         Key::Drains => match serde_json::from_slice::<Drains>(kv.value()) {
             Ok(d) => {
-                cluster.view().drains = (d.clone(), rev);
-                control.apply_drains(&d);
+                if cluster.view().put_drains(d.clone(), rev) {
+                    control.apply_drains(&d);
+                }
             }
             Err(e) => bad("drain list", e),
         },

@@ -4,11 +4,10 @@
 //! it has no record of, a stop made alone) are found. Operators' actions
 //! are in `fleet_actions.rs`.
 
-use super::routes::local_ms;
 use super::{Control, ControlState, RouteControl};
 use crate::cluster::fleet::FleetWindow;
 use crate::cluster::record::{Beat, Drains, Key, RouteBeat, RouteRecord};
-use crate::shift::{gate, Phase, Transition};
+use crate::shift::{gate, Phase, ShiftState, Transition};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::info;
 
@@ -38,6 +37,7 @@ impl Control {
     pub(super) fn record_of(&self, rc: &RouteControl, reason: &str) -> RouteRecord {
         RouteRecord {
             hash: rc.hash.clone(),
+            identity: rc.identity.clone(),
             origin_ms: unix_ms(rc.origin),
             shift: rc.shift.clone(),
             manual: rc.manual.clone(),
@@ -49,10 +49,11 @@ impl Control {
     }
 
     /// Apply a record of `route` read from etcd at revision `rev` (a watch
-    /// event, the first read, or this replica's own write). A record for
-    /// another definition of the route, or older than the one applied, is
-    /// left alone; so is a running shift while this replica's own stop has
-    /// not reached the fleet yet.
+    /// event, the first read, or this replica's own write). A record of
+    /// another identity of the route (see `routes::identity`), or older than
+    /// the one applied, is left alone; so is a record weaker than a stop
+    /// this replica made that the fleet has not seen yet (a rollback beats a
+    /// pause, which beats anything else).
     pub(crate) fn apply_record(&self, route: &str, rec: RouteRecord, rev: i64) {
         let mut st = self.lock();
         let config = st.config.clone();
@@ -62,32 +63,40 @@ impl Control {
         let Some(rc) = st.routes.get_mut(route) else {
             return;
         };
-        if rec.hash != rc.hash || rev <= rc.fleet_rev {
+        let same = if rec.identity.is_empty() {
+            rec.hash == rc.hash
+        } else {
+            rec.identity == rc.identity
+        };
+        if !same || rev <= rc.fleet_rev {
             return;
         }
         rc.fleet_rev = rev;
-        let moving = rec
-            .shift
-            .as_ref()
-            .is_some_and(|s| matches!(s.phase, Phase::Running | Phase::Idle));
-        if rc.pending_stop && moving {
+        let strength = |s: Option<&ShiftState>| match s.map(|s| s.phase) {
+            Some(Phase::RolledBack) => 2,
+            Some(Phase::Paused) => 1,
+            _ => 0,
+        };
+        if rc.pending_stop && strength(rec.shift.as_ref()) < strength(rc.shift.as_ref()) {
             return;
         }
         rc.pending_stop = false;
         let before = (rc.shift.clone(), rc.manual.clone());
         let moved_from = rc.shift.as_ref().map(|s| (s.phase, s.step));
         rc.origin = UNIX_EPOCH + Duration::from_millis(rec.origin_ms);
-        rc.manual = rec.manual.filter(|m| m.len() == r.split.len());
+        // An operator's split from etcd is checked like one from the API.
+        rc.manual = rec.manual.filter(|m| {
+            m.len() == r.split.len()
+                && m.iter().all(|w| w.is_finite() && *w >= 0.0)
+                && m.iter().any(|w| *w > 0.0)
+        });
         rc.shift = rec.shift;
         if let (Some(cfg), Some(state)) = (&r.shift, rc.shift.as_mut()) {
             state.step = state.step.min(cfg.steps.len().saturating_sub(1));
             // Catch up with the schedule since the record was written.
             state.tick(cfg, SystemTime::now());
         }
-        if rec.gate_since_ms != rc.gate_since_unix {
-            rc.gate_since_unix = rec.gate_since_ms;
-            rc.gate_since_ms = local_ms(rec.gate_since_ms);
-        }
+        rc.gate_since_unix = rec.gate_since_ms;
         if (rc.shift.clone(), rc.manual.clone()) == before {
             return;
         }
@@ -110,6 +119,22 @@ impl Control {
             tracing::warn!("cannot publish the fleet's decision: {e}");
         }
         self.persist(&st);
+    }
+
+    /// Apply every record in the view that is newer than what a route
+    /// follows (after a reload made a route's identity match a record that
+    /// was left alone before).
+    pub(crate) fn adopt_known_records(&self) {
+        let Some(cluster) = &self.cluster else { return };
+        let known: Vec<(String, RouteRecord, i64)> = cluster
+            .view()
+            .routes
+            .iter()
+            .map(|(r, (rec, rev))| (r.clone(), rec.clone(), *rev))
+            .collect();
+        for (route, rec, rev) in known {
+            self.apply_record(&route, rec, rev);
+        }
     }
 
     /// Take out exactly the backends the fleet has drained.
@@ -158,7 +183,7 @@ impl Control {
                         state.step + 1
                     },
                     share: state.share(cfg).unwrap_or(0.0),
-                    since_ms: rc.gate_since_unix,
+                    since_ms: rc.gate_start().0,
                     to,
                     from,
                 },
@@ -185,7 +210,7 @@ impl Control {
         let sums = |pool: usize| {
             self.registry
                 .window(route, &st.config.pools[pool].name)
-                .sums(now_ms, window, rc.gate_since_ms)
+                .sums(now_ms, window, rc.gate_start().1)
         };
         (sums(cfg.to), sums(cfg.from))
     }
@@ -198,7 +223,7 @@ impl Control {
         let r = st.config.routes.iter().find(|r| r.name == route)?;
         let (cfg, rc) = (r.shift.as_ref()?, st.routes.get(route)?);
         let (to, from) = self.own_sums(&st, route, cfg, rc, crate::clock::now_ms());
-        Some(cluster.fleet_window(route, &rc.hash, rc.gate_since_unix, to, from))
+        Some(cluster.fleet_window(route, &rc.hash, rc.gate_start().0, to, from))
     }
 
     /// Records this replica should write: one for each shifting route the
@@ -220,9 +245,14 @@ impl Control {
                 match view.routes.get(&r.name) {
                     Some((rec, _)) if rec.hash == rc.hash => continue,
                     None => (0, "the first replica of the fleet"),
-                    Some((_, rev)) => {
+                    Some((rec, rev)) => {
                         let peers = view.live_peers(Instant::now());
                         if !crate::cluster::fleet::differing(&r.name, &rc.hash, peers).is_empty() {
+                            continue;
+                        }
+                        // Same identity: this replica carries the record's
+                        // progress once it has applied it.
+                        if rec.identity == rc.identity && rc.fleet_rev < *rev {
                             continue;
                         }
                         (*rev, "every replica has the new definition")
@@ -235,13 +265,24 @@ impl Control {
     }
 
     /// The stops this replica made alone that the fleet has not seen yet:
-    /// (route, record, expected revision).
+    /// (route, record, expected revision: the record of the same identity
+    /// in the view, or none yet). A stop waits while the fleet's record is
+    /// of another identity (the replicas do not agree on the route).
     pub(crate) fn pending_stops(&self) -> Vec<(String, RouteRecord, i64)> {
+        let Some(cluster) = &self.cluster else {
+            return Vec::new();
+        };
         let st = self.lock();
+        let view = cluster.view();
         st.routes
             .iter()
             .filter(|(_, rc)| rc.pending_stop)
-            .map(|(name, rc)| {
+            .filter_map(|(name, rc)| {
+                let expected = match view.routes.get(name) {
+                    None => 0,
+                    Some((rec, rev)) if rec.identity == rc.identity || rec.hash == rc.hash => *rev,
+                    Some(_) => return None,
+                };
                 let reason = rc
                     .last_verdict
                     .as_ref()
@@ -250,7 +291,7 @@ impl Control {
                         "stopped while etcd was unreachable".to_string(),
                         |(_, v)| format!("gate breached: {}", v.reasons.join("; ")),
                     );
-                (name.clone(), self.record_of(rc, &reason), rc.fleet_rev)
+                Some((name.clone(), self.record_of(rc, &reason), expected))
             })
             .collect()
     }
@@ -263,36 +304,41 @@ impl Control {
         match key {
             Key::Route(route) => {
                 if let Ok(rec) = serde_json::from_slice::<RouteRecord>(&value) {
-                    cluster
-                        .view()
-                        .routes
-                        .insert(route.clone(), (rec.clone(), rev));
+                    cluster.view().put_route(route, rec.clone(), rev);
                     self.apply_record(route, rec, rev);
                 }
             }
             Key::Drains => {
                 if let Ok(d) = serde_json::from_slice::<Drains>(&value) {
-                    cluster.view().drains = (d.clone(), rev);
-                    self.apply_drains(&d);
+                    if cluster.view().put_drains(d.clone(), rev) {
+                        self.apply_drains(&d);
+                    }
                 }
             }
             Key::Replica(_) => {}
         }
     }
 
-    /// Write a stop this replica made alone; whether the fleet now has it
-    /// (written, or the record already stopped).
-    pub(crate) async fn write_pending(&self, route: &str, rec: RouteRecord, rev: i64) -> bool {
+    /// Write a stop this replica made alone: `Ok(true)` once the fleet has
+    /// it (written, or the record already as stopped), `Ok(false)` when
+    /// another replica wrote first and it is still owed, `Err` without etcd.
+    pub(crate) async fn write_pending(
+        &self,
+        route: &str,
+        rec: RouteRecord,
+        rev: i64,
+    ) -> Result<bool, String> {
         let Some(cluster) = self.cluster.clone() else {
-            return true;
+            return Ok(true);
         };
         let reason = rec.reason.clone();
         match self.write_record(&cluster, route, rec, rev).await {
             Ok(()) => {
                 info!(route, %reason, "wrote this replica's stop for the whole fleet");
-                true
+                Ok(true)
             }
-            Err(_) => !self.route_control(route).is_some_and(|rc| rc.pending_stop),
+            Err(super::FleetError::Unavailable(e)) => Err(e),
+            Err(_) => Ok(!self.route_control(route).is_some_and(|rc| rc.pending_stop)),
         }
     }
 }

@@ -28,10 +28,7 @@ impl Control {
         let value = serde_json::to_vec(&rec).unwrap_or_default();
         match cluster.compare_and_swap(&key, &value, rev).await {
             Ok(new_rev) => {
-                cluster
-                    .view()
-                    .routes
-                    .insert(route.to_string(), (rec.clone(), new_rev));
+                cluster.view().put_route(route, rec.clone(), new_rev);
                 self.apply_record(route, rec, new_rev);
                 Ok(())
             }
@@ -54,18 +51,12 @@ impl Control {
         let Some(cluster) = self.cluster.clone() else {
             return self.shift_action(route, action);
         };
+        let stopping = matches!(action, Action::Pause | Action::Rollback);
         if !cluster.online() {
-            if !matches!(action, Action::Pause | Action::Rollback) {
+            if !stopping {
                 return Err(FleetError::Unavailable("etcd is unreachable".into()).into());
             }
-            // Stopping is the safe direction: do it here now, tell the
-            // fleet when etcd is back.
-            let t = self.shift_action(route, action)?;
-            if let Some(rc) = self.lock().routes.get_mut(route) {
-                rc.pending_stop = true;
-            }
-            cluster.publish_later(route);
-            return Ok(t);
+            return self.stop_here(&cluster, route, action);
         }
         let (rec, rev, t) = {
             let st = self.lock();
@@ -73,14 +64,31 @@ impl Control {
             let now = SystemTime::now();
             let mut rc = st.route_or_fresh(r, now);
             if matches!(action, Action::Advance | Action::Resume) {
-                if let Some(why) = cluster.frozen(route, &rc.hash) {
+                if let Some(why) = cluster.frozen(route, &rc.hash, rc.fleet_rev) {
                     return Err(FleetError::Frozen(why).into());
                 }
             }
             let t = super::shift::act_on(&mut rc, cfg, action, now)?;
             (self.record_of(&rc, &t.reason), rc.fleet_rev, t)
         };
-        self.write_record(&cluster, route, rec, rev).await?;
+        match self.write_record(&cluster, route, rec, rev).await {
+            Ok(()) => Ok(t),
+            // etcd went away under the write: stopping still works here.
+            Err(FleetError::Unavailable(_)) if stopping => self.stop_here(&cluster, route, action),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Pause or roll back here, now, and owe it to the fleet (written as
+    /// soon as etcd answers): stopping is the safe direction.
+    fn stop_here(
+        &self,
+        cluster: &Arc<Cluster>,
+        route: &str,
+        action: Action,
+    ) -> Result<Transition, ShiftError> {
+        let t = self.shift_action_owed(route, action)?;
+        cluster.publish_later(route);
         Ok(t)
     }
 
@@ -145,8 +153,9 @@ impl Control {
         let value = serde_json::to_vec(&drains).unwrap_or_default();
         match cluster.compare_and_swap(&Key::Drains, &value, rev).await {
             Ok(new_rev) => {
-                cluster.view().drains = (drains.clone(), new_rev);
-                self.apply_drains(&drains);
+                if cluster.view().put_drains(drains.clone(), new_rev) {
+                    self.apply_drains(&drains);
+                }
                 Ok(())
             }
             Err(WriteError::Conflict(current)) => {

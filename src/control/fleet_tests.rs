@@ -47,6 +47,7 @@ fn a_record_is_applied_once_and_only_for_this_definition() {
     c.apply_record("www", older, 4);
     let mut foreign = rec.clone();
     foreign.hash = "another definition".into();
+    foreign.identity = "another plan".into();
     foreign.shift.as_mut().unwrap().phase = Phase::RolledBack;
     c.apply_record("www", foreign, 9);
     assert_eq!(phase(&c), (Phase::Paused, 0));
@@ -74,6 +75,12 @@ async fn a_stop_made_alone_stays_until_the_fleet_has_it() {
     let s = running.shift.as_mut().unwrap();
     s.phase = Phase::Running;
     s.step = 1;
+    c.cluster
+        .as_ref()
+        .unwrap()
+        .view()
+        .routes
+        .insert("www".into(), (running.clone(), 7));
     c.apply_record("www", running, 7);
     assert_eq!(phase(&c).0, Phase::RolledBack);
     // ...and the stop is owed to the fleet on top of revision 7.
@@ -81,12 +88,12 @@ async fn a_stop_made_alone_stays_until_the_fleet_has_it() {
     assert_eq!(owed.len(), 1);
     assert_eq!(owed[0].2, 7);
     assert_eq!(owed[0].1.shift.as_ref().unwrap().phase, Phase::RolledBack);
-    // A stop from the fleet settles it.
-    let mut paused = owed[0].1.clone();
-    paused.shift.as_mut().unwrap().phase = Phase::Paused;
-    c.apply_record("www", paused, 8);
-    assert_eq!(phase(&c).0, Phase::Paused);
-    assert!(c.pending_stops().is_empty());
+    // A stop as strong from the fleet (another replica's rollback, or this
+    // one's own write coming back) settles it.
+    let rolled_back = owed[0].1.clone();
+    c.apply_record("www", rolled_back, 8);
+    assert_eq!(phase(&c).0, Phase::RolledBack);
+    assert!(!c.route_control("www").unwrap().pending_stop);
 }
 
 #[test]
@@ -104,7 +111,14 @@ fn without_etcd_or_a_record_the_schedule_stays_on_its_step() {
     );
     let rec = c.record_of(&c.route_control("www").unwrap(), "test");
     let cluster = c.cluster.as_ref().unwrap();
-    cluster.view().routes.insert("www".into(), (rec, 3));
+    cluster.view().routes.insert("www".into(), (rec.clone(), 3));
+    c.tick(later);
+    assert_eq!(
+        phase(&c),
+        (Phase::Running, 0),
+        "moved up before applying the record"
+    );
+    c.apply_record("www", rec, 3);
     c.tick(later);
     assert_eq!(phase(&c), (Phase::Complete, 2));
 }
@@ -119,6 +133,7 @@ fn a_replica_writes_the_records_the_fleet_lacks() {
     let hash = c.route_control("www").unwrap().hash;
     let mut foreign = owed[0].1.clone();
     foreign.hash = "old".into();
+    foreign.identity = "old plan".into();
     cluster.view().routes.insert("www".into(), (foreign, 3));
     let beat = |h: &str| Beat {
         name: "edge-b".into(),
@@ -157,4 +172,57 @@ fn a_replica_writes_the_records_the_fleet_lacks() {
         .routes
         .insert("www".into(), (owed[0].1.clone(), 4));
     assert!(c.records_to_create().is_empty());
+}
+
+#[tokio::test]
+async fn a_weaker_record_does_not_undo_a_rollback_owed_to_the_fleet() {
+    let c = control(PLAN);
+    c.fleet_shift_action("www", Action::Rollback).await.unwrap();
+    let rc = c.route_control("www").unwrap();
+    // The fleet paused meanwhile: a pause is weaker than the rollback.
+    let mut paused = c.record_of(&rc, "test");
+    paused.shift.as_mut().unwrap().phase = Phase::Paused;
+    c.apply_record("www", paused, 5);
+    assert_eq!(phase(&c).0, Phase::RolledBack);
+    assert!(c.route_control("www").unwrap().pending_stop);
+    // A record of another identity (new steps) is not followed, and no stop
+    // is written over it.
+    let mut other = c.record_of(&rc, "test");
+    other.identity = "other".into();
+    other.hash = "other".into();
+    c.cluster
+        .as_ref()
+        .unwrap()
+        .view()
+        .routes
+        .insert("www".into(), (other.clone(), 6));
+    c.apply_record("www", other, 6);
+    assert_eq!(phase(&c).0, Phase::RolledBack);
+    assert!(c.pending_stops().is_empty());
+}
+
+#[test]
+fn a_replica_of_a_fleet_starts_no_further_than_the_first_step() {
+    // start_at an hour ago with a 1 m hold: alone it would be at the end.
+    let c = control("steps = [10, 50, 100]\nhold = \"1m\"\nstart_at = \"2020-01-01T00:00:00Z\"");
+    assert_eq!(phase(&c), (Phase::Running, 0));
+}
+
+#[test]
+fn the_gate_window_starts_with_the_shift_or_the_last_resume() {
+    let c = control(PLAN);
+    let rc = c.route_control("www").unwrap();
+    let origin = rc
+        .origin
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert_eq!(rc.gate_start().0, origin);
+    let mut rec = c.record_of(&rc, "test");
+    rec.gate_since_ms = origin + 5_000;
+    c.apply_record("www", rec, 2);
+    assert_eq!(
+        c.route_control("www").unwrap().gate_start().0,
+        origin + 5_000
+    );
 }

@@ -345,8 +345,7 @@ impl Control {
                         if routes::identity(&rc.definition) == routes::identity(&definition) =>
                     {
                         let mut rc = rc.clone();
-                        rc.hash = crate::config::text_hash(&definition);
-                        rc.definition = definition;
+                        rc.redefine(definition);
                         let what = changes::route_changes(&st.config, old, &config, r);
                         notes.push(format!(
                             "route {}: {}; kept: {}",
@@ -393,6 +392,10 @@ impl Control {
         self.registry.prune(&config);
         *st = next;
         self.persist(&st);
+        drop(st);
+        // A route whose identity now matches a record of the fleet follows
+        // it.
+        self.adopt_known_records();
         for line in &notes {
             tracing::info!("reload: {line}");
             self.events.push("reload", line.clone());

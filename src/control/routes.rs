@@ -21,16 +21,17 @@ pub struct RouteControl {
     pub manual: Option<Vec<f64>>,
     /// The shift's state, if the route has a shift.
     pub shift: Option<ShiftState>,
-    /// The gate only counts requests from this `now_ms` on (reset when a
-    /// stopped shift runs again).
-    pub gate_since_ms: u64,
-    /// The same moment as `gate_since_ms`, in Unix milliseconds (0: unset),
-    /// as the fleet shares it.
+    /// The gate counts requests from this moment on (Unix milliseconds; 0:
+    /// from the shift's start), set when a stopped shift runs again. See
+    /// [`RouteControl::gate_start`].
     pub gate_since_unix: u64,
     /// The gate's last verdict and when it was made.
     pub last_verdict: Option<(SystemTime, Verdict)>,
     /// A short hash of `definition`, as the fleet compares it.
     pub hash: String,
+    /// A short hash of the definition's identity (`routes::identity`): records
+    /// with the same one carry progress that applies here.
+    pub identity: String,
     /// The etcd revision of the fleet record these decisions follow (0:
     /// none yet).
     pub fleet_rev: i64,
@@ -40,17 +41,24 @@ pub struct RouteControl {
 }
 
 impl RouteControl {
-    /// Fresh decisions for `route` at `now`.
+    /// Fresh decisions for `route` at `now`. A replica of a fleet starts
+    /// no further than the shift's first step until it has the fleet's
+    /// record (it never moves up without etcd).
     pub fn fresh(config: &Config, route: &RouteConfig, now: SystemTime) -> RouteControl {
         let origin = route.shift.as_ref().and_then(|s| s.start_at).unwrap_or(now);
+        let at = if config.cluster.is_some() {
+            now.min(origin)
+        } else {
+            now
+        };
         let definition = route_definition(config, route);
         RouteControl {
             hash: crate::config::text_hash(&definition),
+            identity: crate::config::text_hash(&identity(&definition)),
             definition,
             origin,
             manual: None,
-            shift: route.shift.as_ref().map(|s| ShiftState::at(s, origin, now)),
-            gate_since_ms: 0,
+            shift: route.shift.as_ref().map(|s| ShiftState::at(s, origin, at)),
             gate_since_unix: 0,
             last_verdict: None,
             fleet_rev: 0,
@@ -58,19 +66,37 @@ impl RouteControl {
         }
     }
 
-    /// The gate counts from `at` on (both clocks).
-    pub(super) fn gate_from(&mut self, at: SystemTime) {
-        let unix = at
+    /// Take a new definition of the same identity (a new hold or gate).
+    pub(super) fn redefine(&mut self, definition: String) {
+        self.hash = crate::config::text_hash(&definition);
+        self.identity = crate::config::text_hash(&identity(&definition));
+        self.definition = definition;
+    }
+
+    /// Where the gate's window starts: (Unix ms, this process's clock). The
+    /// later of the shift's start and the last resume or advance, both shared
+    /// by the fleet, so that every replica counts the same requests.
+    pub fn gate_start(&self) -> (u64, u64) {
+        let origin = self
+            .origin
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        self.gate_since_unix = unix;
-        self.gate_since_ms = local_ms(unix);
+        let unix = self.gate_since_unix.max(origin);
+        (unix, local_ms(unix))
+    }
+
+    /// The gate counts from `at` on.
+    pub(super) fn gate_from(&mut self, at: SystemTime) {
+        self.gate_since_unix = at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
     }
 }
 
 /// A Unix time in milliseconds on this process's monotonic clock
-/// ([`crate::clock::now_ms`]); 0 stays 0 (unset), and a moment before the
-/// process started becomes its start.
+/// ([`crate::clock::now_ms`]). 0 stays 0 (unset: the gate counts its whole
+/// window), and so does a moment before the clock started: everything this
+/// process recorded came after it.
 pub(super) fn local_ms(unix_ms: u64) -> u64 {
     if unix_ms == 0 {
         return 0;
@@ -78,9 +104,8 @@ pub(super) fn local_ms(unix_ms: u64) -> u64 {
     let unix_now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    crate::clock::now_ms()
-        .saturating_sub(unix_now.saturating_sub(unix_ms))
-        .max(1)
+    let ago = unix_now.saturating_sub(unix_ms);
+    crate::clock::now_ms().saturating_sub(ago)
 }
 
 /// What identifies a route's split and shift: runtime decisions about the
@@ -236,8 +261,11 @@ pub(super) fn restore(
     if let (Some(cfg), Some(state)) = (&route.shift, rec.shift.clone()) {
         let mut state = state;
         state.step = state.step.min(cfg.steps.len().saturating_sub(1));
-        // Catch up with the time the process was down.
-        state.tick(cfg, now);
+        // Catch up with the time the process was down; a replica of a fleet
+        // waits for the fleet's record instead (no step up without etcd).
+        if config.cluster.is_none() {
+            state.tick(cfg, now);
+        }
         rc.shift = Some(state);
     }
     rc

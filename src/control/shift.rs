@@ -133,26 +133,21 @@ impl Control {
             let frozen = self
                 .cluster
                 .as_ref()
-                .and_then(|c| c.frozen(&route.name, &rc.hash));
+                .and_then(|c| c.frozen(&route.name, &rc.hash, rc.fleet_rev));
             let Some(rc) = st.routes.get_mut(&route.name) else {
                 continue;
             };
             let Some(state) = rc.shift.as_mut() else {
                 continue;
             };
-            let was_running = state.phase == Phase::Running;
             if frozen.is_none() {
                 for t in state.tick(cfg, now) {
                     self.note_transition(&route.name, &t, cfg, None);
                     changed = true;
                 }
             }
-            let (phase, started) = (state.phase, state.step_started);
-            if phase == Phase::Running && !was_running {
-                // The moment the schedule started it, the same on every
-                // replica of a fleet.
-                rc.gate_from(started.min(now));
-            }
+            // The gate's window starts with the shift (see `gate_start`).
+            let phase = state.phase;
             let (Some(gate_cfg), Phase::Running) = (&cfg.gate, phase) else {
                 continue;
             };
@@ -206,7 +201,7 @@ impl Control {
         let Some(cluster) = &self.cluster else {
             return local;
         };
-        let fleet = cluster.fleet_window(route, &rc.hash, rc.gate_since_unix, to, from);
+        let fleet = cluster.fleet_window(route, &rc.hash, rc.gate_start().0, to, from);
         let replicas = fleet.shares.len();
         let mut verdict = gate::evaluate(gate_cfg, fleet.to.figures(), fleet.from.figures());
         if local.breach == Some(true) && verdict.breach != Some(true) {
@@ -226,6 +221,25 @@ impl Control {
 
     /// An operator's action on a route's shift.
     pub fn shift_action(&self, route: &str, action: Action) -> Result<Transition, ShiftError> {
+        self.shift_action_with(route, action, false)
+    }
+
+    /// As [`Control::shift_action`], marked as owed to the fleet in the same
+    /// step (so a record applied meanwhile cannot undo it).
+    pub(super) fn shift_action_owed(
+        &self,
+        route: &str,
+        action: Action,
+    ) -> Result<Transition, ShiftError> {
+        self.shift_action_with(route, action, true)
+    }
+
+    fn shift_action_with(
+        &self,
+        route: &str,
+        action: Action,
+        owed: bool,
+    ) -> Result<Transition, ShiftError> {
         let mut st = self.lock();
         let config = st.config.clone();
         let (r, cfg) = shifting_route(&config, route)?;
@@ -235,6 +249,7 @@ impl Control {
             .entry(route.to_string())
             .or_insert_with(|| RouteControl::fresh(&config, r, now));
         let t = act_on(rc, cfg, action, now)?;
+        rc.pending_stop |= owed;
         self.note_transition(route, &t, cfg, None);
         if let Err(e) = self.publish(&mut st) {
             warn!("cannot publish the shifted split: {e}");

@@ -180,10 +180,11 @@ pub struct Sums {
 impl Sums {
     /// Add `other` in.
     pub fn add(&mut self, other: &Sums) {
-        self.requests += other.requests;
-        self.errors += other.errors;
+        // Saturating: a peer's figures come from outside this process.
+        self.requests = self.requests.saturating_add(other.requests);
+        self.errors = self.errors.saturating_add(other.errors);
         for (a, b) in self.latency.iter_mut().zip(&other.latency) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
     }
 
@@ -194,12 +195,12 @@ impl Sums {
             errors: self.errors,
             p99: None,
         };
-        let seen: u64 = self.latency.iter().sum();
+        let seen: u64 = self.latency.iter().fold(0u64, |a, b| a.saturating_add(*b));
         if seen > 0 {
-            let rank = (seen * 99).div_ceil(100);
-            let mut acc = 0;
+            let rank = seen.saturating_mul(99).div_ceil(100);
+            let mut acc: u64 = 0;
             for (i, h) in self.latency.iter().enumerate() {
-                acc += h;
+                acc = acc.saturating_add(*h);
                 if acc >= rank {
                     let bound = if BOUNDS_MS[i].is_finite() {
                         BOUNDS_MS[i]
