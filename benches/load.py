@@ -12,8 +12,11 @@ ships, and with cutover's upstream timeouts and X-Forwarded-* headers
 10,000 idle keep-alive client connections; and, for cutover, the time from a
 config file write to the new split serving.
 
-Usage: benches/load.py [--rounds N] [--duration S] [--connections C]
+Usage: benches/load.py [--mode http|tls|h2|h2c|post|chunked] [--size BYTES]
+                       [--rounds N] [--duration S] [--connections C]
                        [--threads T] [--smoke] [--skip-idle] [--baseline BINARY]
+Modes other than http (see benches/loadmodes.py) load nginx, HAProxy and
+cutover only, each set up for the same job (TLS, HTTP/2, h2c, bodies).
 Run through scripts/bench.sh, which installs nginx, HAProxy and wrk and
 builds the release binaries.
 """
@@ -34,6 +37,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import Proc, free_port, raise_fd_limit, rss_kb  # noqa: E402
+import loadmodes  # noqa: E402
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -61,10 +65,10 @@ def parse_ms(text):
 WRK_SCRIPT = None
 
 
-def wrk(port, duration, connections):
+def wrk(port, duration, connections, mode="http"):
     script = ["-s", WRK_SCRIPT] if WRK_SCRIPT else []
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", *script, f"http://127.0.0.1:{port}/"],
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", *script, loadmodes.url(mode, port)],
         capture_output=True,
         text=True,
         check=True,
@@ -112,8 +116,10 @@ http {{
   access_log off;
   keepalive_requests 1000000;
   upstream app {{ server 127.0.0.1:{b1} weight=4; server 127.0.0.1:{b2} weight=1; keepalive 128; }}
+  client_max_body_size 0;
+  proxy_request_buffering off;
   server {{
-    listen 127.0.0.1:{port} backlog=4096;
+    {listen}
     location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }}
   }}
 }}
@@ -134,7 +140,7 @@ defaults
   timeout http-keep-alive 60s
   http-reuse always
 frontend fe
-  bind 127.0.0.1:{port}
+  {bind}
   default_backend be
 backend be
   balance roundrobin
@@ -144,8 +150,9 @@ backend be
 
 CUTOVER = """
 [proxy]
-listen = ["127.0.0.1:{port}"]
+listen = {listen}
 threads = {threads}
+{tls}
 [admin]
 listen = "127.0.0.1:{admin}"
 [log]
@@ -219,7 +226,10 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="one short round, few idle connections")
     ap.add_argument("--only", default="", help="comma-separated proxies to load (default: all)")
     ap.add_argument("--skip-reload", action="store_true")
-    ap.add_argument("--post", type=int, default=0, metavar="BYTES", help="POST a body of BYTES instead of GET")
+    ap.add_argument("--post", type=int, default=0, metavar="BYTES", help="POST a body of BYTES instead of GET (= --mode post --size BYTES)")
+    ap.add_argument("--mode", choices=loadmodes.MODES, default="http")
+    ap.add_argument("--size", type=int, default=1 << 20, help="body size for --mode post and chunked")
+    ap.add_argument("--streams", type=int, default=8, help="concurrent streams per connection for h2 and h2c")
     ap.add_argument("--baseline", metavar="BINARY", help="also load another cutover build as cutover-base")
     args = ap.parse_args()
     raise_fd_limit()
@@ -236,10 +246,14 @@ def main():
 
     d = tempfile.mkdtemp(prefix="cutover-bench-")
     if args.post:
-        global WRK_SCRIPT
-        WRK_SCRIPT = f"{d}/post.lua"
-        with open(WRK_SCRIPT, "w") as f:
-            f.write(f'wrk.method = "POST"\nwrk.body = string.rep("x", {args.post})\n')
+        args.mode, args.size = "post", args.post
+    mode = args.mode
+    h2 = mode in ("h2", "h2c")
+    if h2 and not shutil.which("h2load"):
+        raise SystemExit("h2load is missing: run scripts/bench.sh")
+    global WRK_SCRIPT
+    WRK_SCRIPT = loadmodes.wrk_script(mode, d, args.size)
+    cert, key, both = loadmodes.make_cert(d)
     b1, b2 = free_port(), free_port()
     ports = {
         k: free_port()
@@ -251,12 +265,19 @@ def main():
             f.write(NGINX_BACKENDS.format(dir=d, b1=b1, b2=b2))
         procs.append(Proc("backends", [nginx, "-c", f"{d}/backends.conf", "-p", d], b1))
         with open(f"{d}/proxy.conf", "w") as f:
-            f.write(NGINX_PROXY.format(dir=d, b1=b1, b2=b2, port=ports["nginx"], threads=args.threads))
+            f.write(
+                NGINX_PROXY.format(
+                    dir=d, b1=b1, b2=b2, threads=args.threads, listen=loadmodes.nginx_listen(mode, ports["nginx"], cert, key)
+                )
+            )
         with open(f"{d}/haproxy.cfg", "w") as f:
-            f.write(HAPROXY.format(b1=b1, b2=b2, port=ports["haproxy"], threads=args.threads))
-        cut_text = lambda on: CUTOVER.format(
-            port=ports["cutover"], admin=ports["admin"], threads=cut_threads, b1=b1, b2=b2, on=on, cl=100 - on
-        )
+            f.write(HAPROXY.format(b1=b1, b2=b2, threads=args.threads, bind=loadmodes.haproxy_bind(mode, ports["haproxy"], both)))
+
+        def cutover_text(port, admin, threads, on):
+            listen, tls = loadmodes.cutover_listen(mode, port, cert, key)
+            return CUTOVER.format(listen=listen, tls=tls, admin=admin, threads=threads, b1=b1, b2=b2, on=on, cl=100 - on)
+
+        cut_text = lambda on: cutover_text(ports["cutover"], ports["admin"], cut_threads, on)
         cfg_path = f"{d}/cutover.toml"
         with open(cfg_path, "w") as f:
             f.write(cut_text(80))
@@ -279,24 +300,30 @@ def main():
             # and the backends sharing this machine.
             cfg_1t = f"{d}/cutover-1t.toml"
             with open(cfg_1t, "w") as f:
-                f.write(
-                    CUTOVER.format(
-                        port=ports["cutover-1t"], admin=ports["admin-1t"], threads=1, b1=b1, b2=b2, on=80, cl=20
-                    )
-                )
+                f.write(cutover_text(ports["cutover-1t"], ports["admin-1t"], 1, 80))
             proxies.append(Proc("cutover-1t", [cutover, "run", "-c", cfg_1t], ports["cutover-1t"]))
         if args.baseline:
             # Another cutover build (an earlier commit's), same config, same
             # run: a before/after in one table.
             cfg_base = f"{d}/cutover-base.toml"
             with open(cfg_base, "w") as f:
-                f.write(
-                    CUTOVER.format(
-                        port=ports["cutover-base"], admin=ports["admin-base"], threads=cut_threads, b1=b1, b2=b2, on=80, cl=20
-                    )
-                )
+                f.write(cutover_text(ports["cutover-base"], ports["admin-base"], cut_threads, 80))
             proxies.append(Proc("cutover-base", [args.baseline, "run", "-c", cfg_base], ports["cutover-base"]))
         procs.extend(proxies)
+        if mode != "http":
+            # The bare Pingora example serves plain HTTP/1 only.
+            for p in proxies:
+                if p.name.startswith("pingora"):
+                    p.stop()
+            proxies = [p for p in proxies if not p.name.startswith("pingora")]
+        if h2 and args.connections == 64:
+            args.connections = 16
+
+        def drive(p, duration):
+            if h2:
+                return loadmodes.h2load(p.port, mode, duration, args.connections, args.streams, d)
+            return wrk(p.port, duration, args.connections, mode)
+
         if args.only:
             keep = set(args.only.split(","))
             for p in proxies:
@@ -304,14 +331,14 @@ def main():
                     p.stop()
             proxies = [p for p in proxies if p.name in keep]
         for p in proxies:  # warm up connection pools
-            wrk(p.port, 1, args.connections)
+            drive(p, 1)
 
         results = {p.name: [] for p in proxies}
         for r in range(args.rounds):
             for p in proxies:
                 pids = p.pids()
                 t0 = cpu_ticks(pids)
-                w = wrk(p.port, args.duration, args.connections)
+                w = drive(p, args.duration)
                 used = cpu_ticks(pids) - t0
                 w["cpu_us"] = used * 1e6 / TICK / max(w["requests"], 1)
                 results[p.name].append(w)
@@ -326,7 +353,9 @@ def main():
         if "nginx" not in med or "haproxy" not in med:
             print("(ratios are to the first proxy measured where nginx or HAProxy was not)")
         print()
-        print(f"median of {args.rounds} rounds, wrk -t2 -c{args.connections} -d{args.duration}s, {args.threads} workers/threads (cutover {cut_threads})")
+        client = f"h2load -t2 -c{args.connections} -m{args.streams}" if h2 else f"wrk -t2 -c{args.connections}"
+        body = f", {args.size}-byte bodies" if mode in ("post", "chunked") else ""
+        print(f"mode {mode}{body}: median of {args.rounds} rounds, {client} -d{args.duration}s, {args.threads} workers/threads (cutover {cut_threads})")
         print(f"{'proxy':10} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'rps/nginx':>10} {'cpu/haproxy':>12} {'p99/haproxy':>12}")
         for n, m in med.items():
             print(
@@ -342,7 +371,7 @@ def main():
                 f"rps {base['cutover']['rps'] / base[b]['rps'] - 1:+.1%}"
             )
 
-        if not args.skip_idle:
+        if not args.skip_idle and mode == "http":
             print()
             print(f"RSS with {args.idle} idle keep-alive client connections (one request each, then idle):")
             for p in proxies:
@@ -354,7 +383,7 @@ def main():
                     flush=True,
                 )
 
-        if args.skip_reload or "cutover" not in [p.name for p in proxies]:
+        if args.skip_reload or mode != "http" or "cutover" not in [p.name for p in proxies]:
             return
         cut = next(p for p in proxies if p.name == "cutover")
         times = reload_latency(cut, cfg_path, ports["admin"], lambda i: cut_text(70 if i % 2 == 0 else 80), 10 if args.smoke else 40)

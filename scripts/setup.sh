@@ -37,6 +37,7 @@ for what in "${@:-build}"; do
       command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
       command -v haproxy >/dev/null 2>&1 || want+=(haproxy)
       command -v wrk >/dev/null 2>&1 || want+=(wrk)
+      command -v h2load >/dev/null 2>&1 || want+=(nghttp2-client)
       command -v valgrind >/dev/null 2>&1 || want+=(valgrind)
       ;;
     deploy)
