@@ -472,3 +472,42 @@ fn the_fleet_demo_shows_one_breach_rolling_back_all_three() {
         assert!(text.contains(&format!("{name}: rolled back")), "{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_reaches_etcd_over_tls_and_only_with_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = common::tls::TestCa::new("etcd test CA");
+    let (cert, key) = common::tls::write_pair(dir.path(), "etcd", &ca.leaf(&["127.0.0.1"]));
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let other_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca, common::tls::TestCa::new("another CA").pem()).unwrap();
+    let etcd = Etcd::start_tls(&cert, &key, &ca.pem());
+    assert!(etcd.endpoint().starts_with("https://"));
+    let onprem = Backend::spawn("onprem").await;
+    let cloud = Backend::spawn("cloud").await;
+    let plan = "steps = [10, 50, 100]\nhold = \"60s\"\n";
+    let with_ca = |name: &str, ca: &std::path::Path| {
+        replica(name, &etcd, &onprem, &cloud, plan).replace(
+            "prefix = \"/cutover/test\"\n",
+            &format!("prefix = \"/cutover/test\"\nca = \"{}\"\n", ca.display()),
+        )
+    };
+    let good = ProxyProc::start(&with_ca("edge-a", &ca_file));
+    let ok = eventually(Duration::from_secs(10), || async {
+        status(&good).await["cluster"]["connected"] == true
+    })
+    .await;
+    assert!(ok, "{}", good.stderr.all().join("\n"));
+    // A fleet-wide write over TLS.
+    let r = act(&good, "pause").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A replica that does not trust etcd's certificate never connects, and
+    // says why.
+    let bad = ProxyProc::start(&with_ca("edge-b", &other_ca));
+    let said = bad
+        .stderr
+        .wait_for(Duration::from_secs(10), |l| l.contains("cannot reach etcd"));
+    assert!(said.is_some(), "{}", bad.stderr.all().join("\n"));
+    assert_eq!(status(&bad).await["cluster"]["connected"], false);
+}

@@ -13,6 +13,8 @@ pub struct Etcd {
     client_port: u16,
     peer_port: u16,
     dir: tempfile::TempDir,
+    /// Serving TLS: (certificate, key, the CA's PEM).
+    tls: Option<(std::path::PathBuf, std::path::PathBuf, String)>,
 }
 
 fn free_port() -> u16 {
@@ -22,11 +24,20 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn spawn(dir: &Path, client_port: u16, peer_port: u16) -> Child {
-    let client = format!("http://127.0.0.1:{client_port}");
+fn spawn(
+    dir: &Path,
+    client_port: u16,
+    peer_port: u16,
+    tls: Option<&(std::path::PathBuf, std::path::PathBuf, String)>,
+) -> Child {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let client = format!("{scheme}://127.0.0.1:{client_port}");
     let peer = format!("http://127.0.0.1:{peer_port}");
-    Command::new("etcd")
-        .args(["--name", "test", "--data-dir"])
+    let mut cmd = Command::new("etcd");
+    if let Some((cert, key, _)) = tls {
+        cmd.arg("--cert-file").arg(cert).arg("--key-file").arg(key);
+    }
+    cmd.args(["--name", "test", "--data-dir"])
         .arg(dir.join("data"))
         .args([
             "--listen-client-urls",
@@ -51,6 +62,19 @@ fn spawn(dir: &Path, client_port: u16, peer_port: u16) -> Child {
 impl Etcd {
     /// Start etcd and wait until it answers.
     pub fn start() -> Etcd {
+        Self::start_with(None)
+    }
+
+    /// Start etcd serving TLS with `cert` and `key` (signed by `ca_pem`).
+    pub fn start_tls(cert: &Path, key: &Path, ca_pem: &str) -> Etcd {
+        Self::start_with(Some((
+            cert.to_path_buf(),
+            key.to_path_buf(),
+            ca_pem.to_string(),
+        )))
+    }
+
+    fn start_with(tls: Option<(std::path::PathBuf, std::path::PathBuf, String)>) -> Etcd {
         let dir = tempfile::tempdir().expect("tempdir");
         let (client_port, peer_port) = (free_port(), free_port());
         let mut etcd = Etcd {
@@ -58,6 +82,7 @@ impl Etcd {
             client_port,
             peer_port,
             dir,
+            tls,
         };
         etcd.restart();
         etcd
@@ -65,7 +90,8 @@ impl Etcd {
 
     /// The client URL for `[cluster] etcd`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     /// Kill it (SIGKILL), as a crash would.
@@ -79,7 +105,12 @@ impl Etcd {
     /// Start it again on the same ports and data; wait until it answers.
     pub fn restart(&mut self) {
         self.kill();
-        self.child = Some(spawn(self.dir.path(), self.client_port, self.peer_port));
+        self.child = Some(spawn(
+            self.dir.path(),
+            self.client_port,
+            self.peer_port,
+            self.tls.as_ref(),
+        ));
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if self.healthy() {
@@ -92,16 +123,35 @@ impl Etcd {
 
     fn healthy(&self) -> bool {
         use std::io::{Read, Write};
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.client_port)) else {
+        let Ok(s) = TcpStream::connect(("127.0.0.1", self.client_port)) else {
             return false;
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
         let req = "GET /health HTTP/1.1\r\nHost: etcd\r\nConnection: close\r\n\r\n";
-        if s.write_all(req.as_bytes()).is_err() {
-            return false;
-        }
         let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
+        match &self.tls {
+            None => {
+                let mut s = s;
+                if s.write_all(req.as_bytes()).is_err() {
+                    return false;
+                }
+                let _ = s.read_to_string(&mut out);
+            }
+            Some((_, _, ca)) => {
+                let config = super::tls::client_config(ca, &[]);
+                let Ok(name) = rustls::pki_types::ServerName::try_from("127.0.0.1") else {
+                    return false;
+                };
+                let Ok(conn) = rustls::ClientConnection::new(config, name) else {
+                    return false;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                if tls.write_all(req.as_bytes()).is_err() {
+                    return false;
+                }
+                let _ = tls.read_to_string(&mut out);
+            }
+        }
         out.contains("\"health\":\"true\"")
     }
 }
