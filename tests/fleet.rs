@@ -511,3 +511,40 @@ async fn a_fleet_reaches_etcd_over_tls_and_only_with_its_ca() {
     assert!(said.is_some(), "{}", bad.stderr.all().join("\n"));
     assert_eq!(status(&bad).await["cluster"]["connected"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_signs_in_to_etcd_with_its_user_and_password() {
+    let etcd = Etcd::start();
+    etcd.enable_auth("s3cret-etcd-password");
+    let dir = tempfile::tempdir().unwrap();
+    let (good, wrong) = (dir.path().join("good"), dir.path().join("wrong"));
+    std::fs::write(&good, "s3cret-etcd-password\n").unwrap();
+    std::fs::write(&wrong, "not-the-password").unwrap();
+    let onprem = Backend::spawn("onprem").await;
+    let cloud = Backend::spawn("cloud").await;
+    let plan = "steps = [10, 50, 100]\nhold = \"60s\"\n";
+    let with_password = |name: &str, file: &std::path::Path| {
+        replica(name, &etcd, &onprem, &cloud, plan).replace(
+            "prefix = \"/cutover/test\"\n",
+            &format!(
+                "prefix = \"/cutover/test\"\nuser = \"root\"\npassword_file = \"{}\"\n",
+                file.display()
+            ),
+        )
+    };
+    let a = ProxyProc::start(&with_password("edge-a", &good));
+    let ok = eventually(Duration::from_secs(10), || async {
+        status(&a).await["cluster"]["connected"] == true
+    })
+    .await;
+    assert!(ok, "{}", a.stderr.all().join("\n"));
+    assert_eq!(act(&a, "pause").await.status, 200);
+    let b = ProxyProc::start(&with_password("edge-b", &wrong));
+    let said = b
+        .stderr
+        .wait_for(Duration::from_secs(10), |l| l.contains("cannot reach etcd"));
+    assert!(said.is_some(), "{}", b.stderr.all().join("\n"));
+    // The password never shows: not in the log, not in /status.
+    let everything = format!("{}{}", b.stderr.all().join("\n"), status(&b).await);
+    assert!(!everything.contains("not-the-password"));
+}

@@ -8,11 +8,15 @@ use super::fleet::FleetError;
 use super::{Control, ShiftError, SplitError};
 use crate::cluster::record::{Drains, Key, RouteRecord};
 use crate::cluster::{Cluster, WriteError};
-use crate::shift::{Action, Transition};
+use crate::shift::{Action, Phase, Transition};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tracing::info;
+
+/// What operators decided about a route: the shift's phase and step, and a
+/// manual split.
+type Decided = (Option<(Phase, usize)>, Option<Vec<f64>>);
 
 impl Control {
     /// Write `rec` for `route` expecting revision `rev`; on success it is
@@ -58,25 +62,56 @@ impl Control {
             }
             return self.stop_here(&cluster, route, action);
         }
-        let (rec, rev, t) = {
-            let st = self.lock();
-            let (r, cfg) = super::shift::shifting_route(&st.config, route)?;
-            let now = SystemTime::now();
-            let mut rc = st.route_or_fresh(r, now);
-            if matches!(action, Action::Advance | Action::Resume) {
-                if let Some(why) = cluster.frozen(route, &rc.hash, rc.fleet_rev) {
-                    return Err(FleetError::Frozen(why).into());
+        let written = self
+            .write_proposal(&cluster, route, || {
+                let st = self.lock();
+                let (r, cfg) = super::shift::shifting_route(&st.config, route)?;
+                let now = SystemTime::now();
+                let mut rc = st.route_or_fresh(r, now);
+                if matches!(action, Action::Advance | Action::Resume) {
+                    if let Some(why) = cluster.frozen(route, &rc.hash, rc.fleet_rev) {
+                        return Err(FleetError::Frozen(why).into());
+                    }
                 }
-            }
-            let t = super::shift::act_on(&mut rc, cfg, action, now)?;
-            (self.record_of(&rc, &t.reason), rc.fleet_rev, t)
-        };
-        match self.write_record(&cluster, route, rec, rev).await {
-            Ok(()) => Ok(t),
+                let t = super::shift::act_on(&mut rc, cfg, action, now)?;
+                Ok((self.record_of(&rc, &t.reason), rc.fleet_rev, t))
+            })
+            .await;
+        match written {
             // etcd went away under the write: stopping still works here.
-            Err(FleetError::Unavailable(_)) if stopping => self.stop_here(&cluster, route, action),
-            Err(e) => Err(e.into()),
+            Err(ShiftError::Fleet(FleetError::Unavailable(_))) if stopping => {
+                self.stop_here(&cluster, route, action)
+            }
+            other => other,
         }
+    }
+
+    /// What operators decided about `route` (the shift's phase and step, a
+    /// manual split): a write that lost to a record which changed none of
+    /// this (the record created meanwhile, say) is tried once more.
+    fn decided(&self, route: &str) -> Option<Decided> {
+        let rc = self.route_control(route)?;
+        Some((rc.shift.map(|s| (s.phase, s.step)), rc.manual))
+    }
+
+    /// Propose a record and write it by compare-and-swap; on a conflict with
+    /// a record that decided nothing new, propose again once.
+    async fn write_proposal<T, E: From<FleetError>>(
+        &self,
+        cluster: &Arc<Cluster>,
+        route: &str,
+        propose: impl Fn() -> Result<(RouteRecord, i64, T), E>,
+    ) -> Result<T, E> {
+        for attempt in 0..2 {
+            let before = self.decided(route);
+            let (rec, rev, out) = propose()?;
+            match self.write_record(cluster, route, rec, rev).await {
+                Ok(()) => return Ok(out),
+                Err(FleetError::Conflict) if attempt == 0 && self.decided(route) == before => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(FleetError::Conflict.into())
     }
 
     /// Pause or roll back here, now, and owe it to the fleet (written as
@@ -104,7 +139,7 @@ impl Control {
         if !cluster.online() {
             return Err(FleetError::Unavailable("etcd is unreachable".into()).into());
         }
-        let (rec, rev, out) = {
+        self.write_proposal(&cluster, route, || {
             let st = self.lock();
             let (r, w) = super::routes::split_weights(&st.config, route, weights)?;
             let now = SystemTime::now();
@@ -119,14 +154,13 @@ impl Control {
                 .zip(w)
                 .map(|(e, w)| (st.config.pools[e.pool].name.clone(), w))
                 .collect();
-            (
+            Ok((
                 self.record_of(&rc, "split set by operator"),
                 rc.fleet_rev,
                 out,
-            )
-        };
-        self.write_record(&cluster, route, rec, rev).await?;
-        Ok(out)
+            ))
+        })
+        .await
     }
 
     /// Drain or undrain a backend for the whole fleet. Without `[cluster]`,
@@ -195,23 +229,33 @@ impl Control {
         if !cluster.online() {
             return Err(FleetError::Unavailable("etcd is unreachable".into()).into());
         }
-        let (rec, rev) = {
-            let st = self.lock();
-            if !st.config.routes.iter().any(|r| r.name == route) {
-                return Err(SplitError::UnknownRoute(route.to_string()));
-            }
-            let Some(mut rc) = st.routes.get(route).cloned() else {
-                return Ok(false);
+        if self
+            .route_control(route)
+            .is_none_or(|rc| rc.manual.is_none())
+        {
+            return if self.config().routes.iter().any(|r| r.name == route) {
+                Ok(false)
+            } else {
+                Err(SplitError::UnknownRoute(route.to_string()))
             };
+        }
+        self.write_proposal(&cluster, route, || {
+            let st = self.lock();
+            let mut rc = st
+                .routes
+                .get(route)
+                .cloned()
+                .ok_or_else(|| SplitError::UnknownRoute(route.to_string()))?;
+            // Cleared by another replica meanwhile: a conflict.
             if rc.manual.take().is_none() {
-                return Ok(false);
+                return Err(FleetError::Conflict.into());
             }
-            (
+            Ok((
                 self.record_of(&rc, "manual split cleared by operator"),
                 rc.fleet_rev,
-            )
-        };
-        self.write_record(&cluster, route, rec, rev).await?;
-        Ok(true)
+                true,
+            ))
+        })
+        .await
     }
 }

@@ -121,6 +121,42 @@ impl Etcd {
         panic!("etcd did not become healthy on port {}", self.client_port);
     }
 
+    /// Turn on authentication with a `root` user of `password` (through
+    /// etcd's JSON gateway, as `etcdctl user add / auth enable` would).
+    pub fn enable_auth(&self, password: &str) {
+        assert!(self.tls.is_none(), "auth is set up over plain HTTP here");
+        let calls = [
+            ("/v3/auth/role/add", r#"{"name":"root"}"#.to_string()),
+            (
+                "/v3/auth/user/add",
+                format!(r#"{{"name":"root","password":"{password}"}}"#),
+            ),
+            (
+                "/v3/auth/user/grant",
+                r#"{"user":"root","role":"root"}"#.to_string(),
+            ),
+            ("/v3/auth/enable", "{}".to_string()),
+        ];
+        for (path, body) in calls {
+            let answer = self.post(path, &body);
+            assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+        }
+    }
+
+    fn post(&self, path: &str, body: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(("127.0.0.1", self.client_port)).expect("connect to etcd");
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: etcd\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).expect("write to etcd");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
     fn healthy(&self) -> bool {
         use std::io::{Read, Write};
         let Ok(s) = TcpStream::connect(("127.0.0.1", self.client_port)) else {
