@@ -292,3 +292,94 @@ POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\nConnection: close\r\n\r\n
     assert!(text.contains("app POST 3000\n"), "{text:?}");
     assert!(!text.contains("408") && !text.contains("431"), "{text:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_and_chunked_bodies_stream_through_and_the_next_request_waits_its_turn() {
+    let app = Backend::spawn("app").await;
+    let refused = common::backend::refused_addr().await;
+    // A refused backend first: the head is tried again on `app` before any
+    // of the body is read, so nothing is lost.
+    let cfg = format!(
+        "{}[pools.app]\nbackends = [\"{refused}\", \"{}\"]\n[[routes]]\nname = \"api\"\nsplit = {{ app = 1 }}\n",
+        base_config(),
+        app.addr
+    );
+    let proxy = ProxyProc::start(&cfg);
+    let cl = client();
+    let body = "y".repeat(1 << 20);
+    for _ in 0..3 {
+        let r = send(&cl, "POST", &proxy.url("/big"), &[], &body)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body, format!("app POST {}\n", 1 << 20));
+    }
+    // Chunked, in pieces with pauses, a trailer, then a pipelined GET.
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write_all(b"lo\r\n6\r\n world\r\n0\r\nX-Sum: 11\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_until_closed(&mut s).await;
+    let post = text
+        .find("app POST 11\n")
+        .expect("the chunked POST's answer");
+    let next = text
+        .find("app GET 0\n")
+        .expect("the pipelined GET's answer");
+    assert!(post < next, "{text:?}");
+    // Broken chunk framing: 400 and the connection closed, the proxy serves on.
+    let text = exchange_to_close(
+        proxy.addr,
+        b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 400"), "{text:?}");
+    assert_eq!(
+        get(&cl, &proxy.url("/after"), &[]).await.unwrap().status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_body_is_never_sent_twice() {
+    // The backend reads the head and some of the body, then resets: the
+    // body is gone, so no second backend sees the request.
+    let second = Backend::spawn("second").await;
+    let dying = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dying_addr = dying.local_addr().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = dying.accept().await {
+            seen2.fetch_add(1, SeqCst);
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = s.read(&mut buf).await;
+            drop(s);
+        }
+    });
+    let cfg = format!(
+        "{}[pools.app]\nbackends = [\"{dying_addr}\", \"{}\"]\n[[routes]]\nname = \"api\"\nsplit = {{ app = 1 }}\n",
+        base_config(),
+        second.addr
+    );
+    let proxy = ProxyProc::start(&cfg);
+    let body = "z".repeat(4 << 20);
+    let mut answered = Vec::new();
+    for _ in 0..4 {
+        let r = send(&client(), "PUT", &proxy.url("/big"), &[], &body).await;
+        answered.push(r.map(|r| r.status).unwrap_or(0));
+    }
+    // Round robin: two went to the dying backend and failed (502, or the
+    // connection closed); none of those reached `second`.
+    let ok = answered.iter().filter(|s| **s == 200).count();
+    assert_eq!(ok as u64, second.hits(), "{answered:?}");
+    assert!(seen.load(SeqCst) >= 1);
+    assert!(
+        answered.iter().all(|s| [200, 502, 0].contains(s)),
+        "{answered:?}"
+    );
+}

@@ -54,6 +54,23 @@ pub(super) struct Attempt<'a> {
     pub read_timeout: Duration,
 }
 
+/// A connection to the attempt's backend: a pooled one if one is usable
+/// (unless `fresh`), else a new one; and whether it was pooled.
+pub(super) async fn connect(
+    a: &Attempt<'_>,
+    fresh: bool,
+) -> Result<(TcpStream, bool), AttemptError> {
+    if !fresh {
+        if let Some(s) = upstream::take_idle(a.addr) {
+            return Ok((s, true));
+        }
+    }
+    upstream::connect(a.addr, a.connect_timeout)
+        .await
+        .map(|s| (s, false))
+        .map_err(|kind| AttemptError::at(kind, Stage::Connect))
+}
+
 /// Make the attempt: a pooled connection if one is usable (unless `fresh`),
 /// the request sent, the response head read into `buf` and its client
 /// version written to `out`.
@@ -64,52 +81,53 @@ pub(super) async fn attempt(
     buf: &mut Vec<u8>,
     out: &mut Vec<u8>,
 ) -> Result<(TcpStream, Final), AttemptError> {
-    let pooled = if fresh {
-        None
-    } else {
-        upstream::take_idle(a.addr)
-    };
-    let reused = pooled.is_some();
-    let mut up = match pooled {
-        Some(s) => s,
-        None => upstream::connect(a.addr, a.connect_timeout)
-            .await
-            .map_err(|kind| AttemptError::at(kind, Stage::Connect))?,
-    };
-    match exchange(&mut up, a, side, buf, out).await {
+    let (mut up, reused) = connect(a, fresh).await?;
+    let sent = send(&mut up, a.request, a.head_len, a.read_timeout).await;
+    match sent.and(read_head(&mut up, a.read_timeout, side, buf, out).await) {
         Ok(head) => Ok((up, head)),
         Err(e) => Err(AttemptError { reused, ..e }),
     }
 }
 
-async fn exchange(
+/// Write `data` (a request head and what follows it) to the backend. How far
+/// it got decides a retry: once the whole head (`head_len` bytes) is in the
+/// backend's socket, the backend may act on it (a body cut short is still a
+/// request begun).
+pub(super) async fn send(
     up: &mut TcpStream,
-    a: &Attempt<'_>,
-    side: ClientSide<'_>,
-    buf: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-) -> Result<Final, AttemptError> {
-    // How far the request got decides a retry: once its whole head is in
-    // the backend's socket, the backend may act on it (a body cut short is
-    // still a request begun).
+    data: &[u8],
+    head_len: usize,
+    timeout: Duration,
+) -> Result<(), AttemptError> {
     let mut written = 0;
-    while written < a.request.len() {
-        let failed =
-            match tokio::time::timeout(a.read_timeout, up.write(&a.request[written..])).await {
-                Ok(Ok(n)) if n > 0 => {
-                    written += n;
-                    continue;
-                }
-                Ok(_) => FailureKind::Reset,
-                Err(_) => FailureKind::ReadTimeout,
-            };
-        let stage = if written >= a.head_len {
+    while written < data.len() {
+        let failed = match tokio::time::timeout(timeout, up.write(&data[written..])).await {
+            Ok(Ok(n)) if n > 0 => {
+                written += n;
+                continue;
+            }
+            Ok(_) => FailureKind::Reset,
+            Err(_) => FailureKind::ReadTimeout,
+        };
+        let stage = if written >= head_len {
             Stage::Sent
         } else {
             Stage::HeadUnsent
         };
         return Err(AttemptError::at(failed, stage));
     }
+    Ok(())
+}
+
+/// Read the backend's response head into `buf` (informational answers
+/// skipped) and write its client version to `out`.
+pub(super) async fn read_head(
+    up: &mut TcpStream,
+    read_timeout: Duration,
+    side: ClientSide<'_>,
+    buf: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<Final, AttemptError> {
     buf.clear();
     loop {
         if buf.len() == buf.capacity() {
@@ -123,7 +141,7 @@ async fn exchange(
         } else {
             Stage::Answering
         };
-        match tokio::time::timeout(a.read_timeout, up.read_buf(buf)).await {
+        match tokio::time::timeout(read_timeout, up.read_buf(buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => return Err(AttemptError::at(FailureKind::Reset, stage)),
             Ok(Ok(_)) => {}
             Err(_) => return Err(AttemptError::at(FailureKind::ReadTimeout, stage)),

@@ -4,22 +4,24 @@
 //! hundred allocations per proxied request (header maps built and rehashed
 //! with a case map beside them, several timers, a large boxed future); that
 //! is most of cutover's CPU per request. The common request — HTTP/1.1, no
-//! body or a small `Content-Length` one, no upgrade, to a route whose pools
-//! are plain HTTP — needs none of it: this path parses the head in place
-//! (`httparse`), reads a body whole (so a retry can resend it), makes the same
+//! upgrade, to a route whose pools are plain HTTP — needs none of it: this
+//! path parses the head in place (`httparse`), reads a body up to
+//! `retry_buffer` whole (so a retry can resend it) and streams a larger or
+//! chunked one (`upload.rs`: never retried once read), makes the same
 //! decisions through the same code as the Pingora path
 //! ([`crate::request::decide`]: route, split, sticky, override, retries,
 //! ejection, gate window, metrics, access log), writes the upstream head in
 //! one buffer, keeps backend connections in a per-thread idle pool, and
 //! passes the response body through with its own framing.
 //!
-//! Everything else — chunked or large request bodies, upgrades, `Expect`,
-//! HTTP/1.0, HTTP/2, TLS or HTTP/2 backends, unmatched requests — is left to
+//! Everything else — upgrades, `Expect`, HTTP/1.0, HTTP/2, TLS or HTTP/2
+//! backends, unmatched requests — is left to
 //! Pingora's proxy, untouched: [`serve`] hands the bytes back and says so.
 
 mod exchange;
 pub mod request;
 pub mod response;
+mod upload;
 mod upstream;
 
 use crate::access_log::Entry;
@@ -108,39 +110,54 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
     let mut ctx = Ctx::new(Some(control.begin_request()));
     ctx.snap = Some(snap.clone());
     decide::choose_pool(&mut ctx, &snap, ri, &view, client_ip);
-    // Room for what has arrived; the rest of a body grows it as it comes,
-    // so a client that declares a body and stalls holds little.
-    let mut upstream_req = Vec::with_capacity(head.len + 160 + (body_read - head.len));
-    request::write_upstream(&mut upstream_req, &head, client_ip, conn.tls);
-    let head_len = upstream_req.len();
-    upstream_req.extend_from_slice(&buf[head.len..body_read]);
-    let body_timeout = snap.config.proxy.body_timeout;
-    let answer = match read_body(
-        client,
-        &mut upstream_req,
-        body_end - body_read,
-        body_timeout,
-    )
-    .await
-    {
-        Ok(()) => {
-            let close = head.close || control.lifecycle.draining.load(Relaxed);
-            let req = Request {
-                head: &upstream_req,
-                head_len,
-                idempotent: method.is_idempotent(),
-                head_request: method == Method::HEAD,
-                close,
-            };
-            proxy(&mut ctx, &snap, req, client).await
+    let close = head.close || control.lifecycle.draining.load(Relaxed);
+    let answer = if let Some(framing) = head.stream {
+        // A body too large to keep for a retry, or chunked: streamed as it
+        // comes (what arrived with the head is back in the stream).
+        let mut first = Vec::with_capacity(head.len + 160);
+        request::write_upstream(&mut first, &head, client_ip, conn.tls);
+        let req = upload::Request {
+            first: &first,
+            head_len: first.len(),
+            idempotent: method.is_idempotent(),
+            head_request: method == Method::HEAD,
+            close,
+        };
+        upload::proxy(&mut ctx, &snap, req, upload::Body::new(framing), client).await
+    } else {
+        // Room for what has arrived; the rest of a body grows it as it comes,
+        // so a client that declares a body and stalls holds little.
+        let mut upstream_req = Vec::with_capacity(head.len + 160 + (body_read - head.len));
+        request::write_upstream(&mut upstream_req, &head, client_ip, conn.tls);
+        let head_len = upstream_req.len();
+        upstream_req.extend_from_slice(&buf[head.len..body_read]);
+        let body_timeout = snap.config.proxy.body_timeout;
+        match read_body(
+            client,
+            &mut upstream_req,
+            body_end - body_read,
+            body_timeout,
+        )
+        .await
+        {
+            Ok(()) => {
+                let req = Request {
+                    head: &upstream_req,
+                    head_len,
+                    idempotent: method.is_idempotent(),
+                    head_request: method == Method::HEAD,
+                    close,
+                };
+                proxy(&mut ctx, &snap, req, client).await
+            }
+            Err(BodyError::TimedOut) => respond_error(&mut ctx, client, 408).await,
+            // 499, as nginx logs it: the client went away mid-request.
+            Err(BodyError::Gone) => Answer {
+                status: 499,
+                bytes: 0,
+                keep_alive: false,
+            },
         }
-        Err(BodyError::TimedOut) => respond_error(&mut ctx, client, 408).await,
-        // 499, as nginx logs it: the client went away mid-request.
-        Err(BodyError::Gone) => Answer {
-            status: 499,
-            bytes: 0,
-            keep_alive: false,
-        },
     };
     let done = Entry {
         client: conn.client,

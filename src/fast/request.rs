@@ -2,11 +2,12 @@
 //! sends for them. Pure: bytes in, bytes out.
 //!
 //! The fast path takes the plain, common request: HTTP/1.1, an origin-form
-//! target, one `Host`, no body or a `Content-Length` one of at most
-//! `retry_buffer` bytes (64 KiB by default), no upgrade, no `Expect`, a `Connection` header (if
-//! any) that only says `close` or `keep-alive`. Anything else is
-//! left to Pingora's proxy, which handles every case; the fast path exists to
-//! make the usual one cheap, not to be complete.
+//! target, one `Host`, no body or a `Content-Length` one (read whole up to
+//! `retry_buffer` bytes, 64 KiB by default, so that a retry can resend it;
+//! streamed beyond), or a chunked one (streamed), no upgrade, no `Expect`, a
+//! `Connection` header (if any) that only says `close` or `keep-alive`.
+//! Anything else is left to Pingora's proxy, which handles every case; the
+//! fast path exists to make the usual one cheap, not to be complete.
 
 use crate::request::headers::{
     forwarded_for, is_one_of as is, tokens, FORWARDED, REQUEST_HOP_BY_HOP as HOP_BY_HOP,
@@ -23,6 +24,15 @@ pub const MAX_HEADERS: usize = 64;
 /// stream through Pingora.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// How a streamed request body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streamed {
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`, passed through as is.
+    Chunked,
+}
+
 /// A parsed request head the fast path can take.
 #[derive(Debug)]
 pub struct Head<'h, 'b> {
@@ -36,8 +46,12 @@ pub struct Head<'h, 'b> {
     pub headers: &'h [Header<'b>],
     /// Length of the head in bytes, up to and including the blank line.
     pub len: usize,
-    /// Length of the body (`Content-Length`, 0 without one).
+    /// Length of a body read whole (`Content-Length` up to `max_body`, 0
+    /// without one, or when it is streamed).
     pub body_len: usize,
+    /// A body streamed to the backend as it arrives (never retried once
+    /// its first byte left): larger than `max_body`, or chunked.
+    pub stream: Option<Streamed>,
     /// The client asked to close the connection after this request.
     pub close: bool,
 }
@@ -74,7 +88,8 @@ pub fn parse<'h, 'b>(
     let headers: &'h [Header<'b>] = req.headers;
     let mut host = None;
     let mut close = false;
-    let mut body_len = None;
+    let mut body_len: Option<u64> = None;
+    let mut chunked = false;
     for h in headers {
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
@@ -87,18 +102,24 @@ pub fn parse<'h, 'b>(
             // signs) is for Pingora to judge.
             let v = h.value.trim_ascii();
             if body_len.is_some()
+                || chunked
                 || v.is_empty()
-                || v.len() > 7
+                || v.len() > 15
                 || !v.iter().all(u8::is_ascii_digit)
             {
                 return None;
             }
-            let n = std::str::from_utf8(v).ok()?.parse::<usize>().ok()?;
-            if n > max_body {
+            body_len = Some(std::str::from_utf8(v).ok()?.parse::<u64>().ok()?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // One `chunked` (the connection guard has refused the rest).
+            if chunked
+                || body_len.is_some()
+                || !h.value.trim_ascii().eq_ignore_ascii_case(b"chunked")
+            {
                 return None;
             }
-            body_len = Some(n);
-        } else if is(name, &["transfer-encoding", "upgrade", "expect"]) {
+            chunked = true;
+        } else if is(name, &["upgrade", "expect"]) {
             return None;
         } else if name.eq_ignore_ascii_case("connection") {
             for token in tokens(h.value) {
@@ -111,13 +132,20 @@ pub fn parse<'h, 'b>(
             }
         }
     }
+    let (body_len, stream) = match (body_len, chunked) {
+        (_, true) => (0, Some(Streamed::Chunked)),
+        (Some(n), false) if n > max_body as u64 => (0, Some(Streamed::Length(n))),
+        (Some(n), false) => (usize::try_from(n).ok()?, None),
+        (None, false) => (0, None),
+    };
     Some(Head {
         method,
         target,
         host: host?,
         headers,
         len,
-        body_len: body_len.unwrap_or(0),
+        body_len,
+        stream,
         close,
     })
 }
@@ -202,11 +230,11 @@ mod tests {
             b"GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
             b"GET / HTTP/1.1\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 65537\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 3\r\n\r\nabc",
             b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
             b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\nabc",
-            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
             b"PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: h\r\nConnection: x-secret\r\n\r\n",
@@ -215,6 +243,22 @@ mod tests {
         ] {
             assert!(parsed(raw).is_none(), "{}", String::from_utf8_lossy(raw));
         }
+    }
+
+    #[test]
+    fn large_and_chunked_bodies_are_streamed() {
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let raw = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 65537\r\n\r\n";
+        let h = parse(raw, &mut storage, MAX_BODY).unwrap();
+        assert_eq!((h.body_len, h.stream), (0, Some(Streamed::Length(65537))));
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let raw = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n";
+        let h = parse(raw, &mut storage, MAX_BODY).unwrap();
+        assert_eq!(h.stream, Some(Streamed::Chunked));
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let raw = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 65536\r\n\r\n";
+        let h = parse(raw, &mut storage, MAX_BODY).unwrap();
+        assert_eq!((h.body_len, h.stream), (65536, None));
     }
 
     #[test]
