@@ -23,8 +23,12 @@ use crate::snapshot::Snapshot;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
-/// The streamed part of a request read and sent at a time.
+/// The most of a streamed body read and sent at a time.
 const CHUNK: usize = 16 * 1024;
+/// The room a read starts with: it doubles while reads fill it (up to
+/// [`CHUNK`]) and halves when they do not, so a client that stalls mid-body
+/// holds little.
+const FIRST_ROOM: usize = 4 * 1024;
 
 /// Where a streamed body stands.
 pub(super) struct Body {
@@ -113,7 +117,8 @@ pub(super) async fn proxy(
         .route
         .is_some_and(|ri| snap.routes[ri].override_header.is_some());
     let mut fresh = false;
-    let mut part = Vec::with_capacity(CHUNK);
+    let mut part = Vec::new();
+    let mut room = FIRST_ROOM;
     loop {
         let Some(id) = decide::begin_attempt(ctx) else {
             return respond_error(ctx, client, 502).await;
@@ -162,8 +167,8 @@ pub(super) async fn proxy(
         // The rest of the body, as it comes.
         while !body.done {
             let want = match body.framing {
-                Streamed::Length(_) => (body.left as usize).min(CHUNK),
-                Streamed::Chunked => CHUNK,
+                Streamed::Length(_) => (body.left as usize).min(room),
+                Streamed::Chunked => room,
             };
             match read_more(client, &mut part, want, settings.body_timeout).await {
                 Ok(()) => {}
@@ -175,6 +180,12 @@ pub(super) async fn proxy(
                         keep_alive: false,
                     }
                 }
+            }
+            if part.len() == room && room < CHUNK {
+                room *= 2;
+            } else if part.len() < room / 2 && room > FIRST_ROOM {
+                room /= 2;
+                part.shrink_to(room);
             }
             let Ok(taken) = body.account(&part) else {
                 return respond_error(ctx, client, 400).await;
