@@ -84,13 +84,6 @@ fn config(
     cloud: &[SocketAddr],
     hold: Duration,
 ) -> String {
-    let list = |addrs: &[SocketAddr]| {
-        addrs
-            .iter()
-            .map(|a| format!("\"{a}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     format!(
         r#"{loopback}
 [cluster]
@@ -121,8 +114,8 @@ min_requests = 20
 on_breach = "rollback"
 "#,
         loopback = super::LOOPBACK,
-        onprem = list(onprem),
-        cloud = list(cloud),
+        onprem = super::list(onprem),
+        cloud = super::list(cloud),
         hold = hold.as_millis()
     )
 }

@@ -39,14 +39,16 @@ read_timeout = "5s"
 listen = "127.0.0.1:0"
 "#;
 
+/// Backend addresses as a TOML list's items.
+pub(crate) fn list(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn demo_config(onprem: &[SocketAddr], cloud: &[SocketAddr], hold: Duration) -> String {
-    let list = |addrs: &[SocketAddr]| {
-        addrs
-            .iter()
-            .map(|a| format!("\"{a}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     format!(
         r#"{LOOPBACK}
 [pools.onprem]

@@ -116,8 +116,8 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
         // comes (what arrived with the head is back in the stream).
         let mut first = Vec::with_capacity(head.len + 160);
         request::write_upstream(&mut first, &head, client_ip, conn.tls);
-        let req = upload::Request {
-            first: &first,
+        let req = Request {
+            head: &first,
             head_len: first.len(),
             idempotent: method.is_idempotent(),
             head_request: method == Method::HEAD,
@@ -208,13 +208,47 @@ async fn read_body(
 
 /// The request as the attempts need it.
 struct Request<'a> {
-    /// Head and body, ready to send.
+    /// Head and body, ready to send (a streamed body: the head only).
     head: &'a [u8],
     /// How much of it is the head.
     head_len: usize,
     idempotent: bool,
     head_request: bool,
     close: bool,
+}
+
+/// The attempt of `req` on backend `id`, and how its answer is written to
+/// the client (`tagged`: with the pool's name, for the override header).
+fn plan<'a>(
+    snap: &'a Snapshot,
+    id: crate::snapshot::BackendId,
+    req: &Request<'a>,
+    tagged: bool,
+) -> (Attempt<'a>, ClientSide<'a>) {
+    let settings = &snap.config.proxy;
+    let pool = &snap.pools[id.pool];
+    let attempt = Attempt {
+        addr: pool.backends[id.backend].socket,
+        request: req.head,
+        head_len: req.head_len,
+        connect_timeout: settings.connect_timeout,
+        read_timeout: settings.read_timeout,
+    };
+    let side = ClientSide {
+        head_request: req.head_request,
+        close: req.close,
+        tag: tagged.then_some(&*pool.name),
+    };
+    (attempt, side)
+}
+
+/// The proxy's own answer when a backend failed: 504 if it timed out.
+fn failure_status(kind: FailureKind) -> u16 {
+    if kind == FailureKind::ReadTimeout {
+        504
+    } else {
+        502
+    }
 }
 
 /// Attempts until a backend answers or retries run out, then the answer's
@@ -235,19 +269,7 @@ async fn proxy(
         let Some(id) = decide::begin_attempt(ctx) else {
             return respond_error(ctx, client, 502).await;
         };
-        let pool = &snap.pools[id.pool];
-        let attempt = Attempt {
-            addr: pool.backends[id.backend].socket,
-            request: req.head,
-            head_len: req.head_len,
-            connect_timeout: settings.connect_timeout,
-            read_timeout: settings.read_timeout,
-        };
-        let side = ClientSide {
-            head_request: req.head_request,
-            close: req.close,
-            tag: tagged.then_some(&*pool.name),
-        };
+        let (attempt, side) = plan(snap, id, &req, tagged);
         let mut buf = Vec::with_capacity(exchange::RESPONSE_BUF);
         let mut out = Vec::with_capacity(512);
         let skip_pool = std::mem::take(&mut fresh);
@@ -265,12 +287,7 @@ async fn proxy(
                         fresh = ctx.fresh_retry;
                         continue;
                     }
-                    let code = if e.kind == FailureKind::ReadTimeout {
-                        504
-                    } else {
-                        502
-                    };
-                    return respond_error(ctx, client, code).await;
+                    return respond_error(ctx, client, failure_status(e.kind)).await;
                 }
             };
         decide::record_answer(ctx, head.status);
@@ -316,12 +333,7 @@ async fn relay(
         Err(kind) => {
             // Nothing went to the client yet: it gets the proxy's error.
             decide::record_failure(ctx, kind, true);
-            let code = if kind == FailureKind::ReadTimeout {
-                504
-            } else {
-                502
-            };
-            return respond_error(ctx, client, code).await;
+            return respond_error(ctx, client, failure_status(kind)).await;
         }
     };
     let held = &buf[head.len..ahead.end];

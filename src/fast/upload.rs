@@ -9,13 +9,11 @@
 //! are held to `body_timeout` (then 408), the backend's writes to
 //! `read_timeout`.
 
-use super::exchange::{self, Attempt};
+use super::exchange;
 use super::request::Streamed;
-use super::response::ClientSide;
-use super::{respond_error, Answer, BodyError};
+use super::{respond_error, Answer, BodyError, Request};
 use crate::chunked::ChunkedEnd;
 use crate::conn::GuardedStream;
-use crate::health::FailureKind;
 use crate::request::decide;
 use crate::request::retry::{Failed, Stage};
 use crate::request::Ctx;
@@ -73,17 +71,6 @@ impl Body {
     }
 }
 
-/// The request as the attempts need it.
-pub(super) struct Request<'a> {
-    /// The upstream request head (the body follows from the client).
-    pub first: &'a [u8],
-    /// How much of `first` is the head (all of it).
-    pub head_len: usize,
-    pub idempotent: bool,
-    pub head_request: bool,
-    pub close: bool,
-}
-
 /// Read the next part of the body from the client into `buf`.
 async fn read_more(
     client: &mut GuardedStream,
@@ -123,25 +110,13 @@ pub(super) async fn proxy(
         let Some(id) = decide::begin_attempt(ctx) else {
             return respond_error(ctx, client, 502).await;
         };
-        let pool = &snap.pools[id.pool];
-        let attempt = Attempt {
-            addr: pool.backends[id.backend].socket,
-            request: req.first,
-            head_len: req.head_len,
-            connect_timeout: settings.connect_timeout,
-            read_timeout: settings.read_timeout,
-        };
-        let side = ClientSide {
-            head_request: req.head_request,
-            close: req.close,
-            tag: tagged.then_some(&*pool.name),
-        };
+        let (attempt, side) = super::plan(snap, id, &req, tagged);
         let skip_pool = std::mem::take(&mut fresh);
         let mut reused = false;
         let sent = match exchange::connect(&attempt, skip_pool).await {
             Ok((mut up, pooled)) => {
                 reused = pooled;
-                exchange::send(&mut up, req.first, req.head_len, settings.read_timeout)
+                exchange::send(&mut up, req.head, req.head_len, settings.read_timeout)
                     .await
                     .map(|()| up)
             }
@@ -220,12 +195,7 @@ pub(super) async fn proxy(
                         ..Failed::new(e.kind, e.stage)
                     };
                     decide::judge_failure(ctx, failed);
-                    let code = if e.kind == FailureKind::ReadTimeout {
-                        504
-                    } else {
-                        502
-                    };
-                    return respond_error(ctx, client, code).await;
+                    return respond_error(ctx, client, super::failure_status(e.kind)).await;
                 }
             };
         decide::record_answer(ctx, head.status);
