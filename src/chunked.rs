@@ -78,10 +78,22 @@ impl ChunkedEnd {
     /// Feed the next bytes of the body; returns how many of them belong to it
     /// once its end is among them.
     pub(crate) fn feed(&mut self, data: &[u8]) -> Result<Option<usize>, ChunkError> {
+        self.feed_with(data, &mut |_| {})
+    }
+
+    /// [`feed`](Self::feed), passing each piece of chunk data (the body
+    /// without its framing) to `payload`: how an HTTP/2 client gets a
+    /// backend's chunked body. Trailer fields are checked, not passed.
+    pub(crate) fn feed_with(
+        &mut self,
+        data: &[u8],
+        payload: &mut dyn FnMut(&[u8]),
+    ) -> Result<Option<usize>, ChunkError> {
         let mut i = 0;
         while i < data.len() {
             if let State::Data(left) = self.state {
                 let take = left.min((data.len() - i) as u64);
+                payload(&data[i..i + take as usize]);
                 i += take as usize;
                 self.state = if take == left {
                     State::DataCr

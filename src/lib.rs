@@ -18,8 +18,10 @@
 //!   request path.
 //! - **Adapters** — `conn` (the client connection guard: deadlines, limits,
 //!   the head check, request framing), [`fast`] (cutover's own HTTP/1
-//!   path), `proxy` (Pingora's path). The adapters depend on the request
-//!   core, never on each other.
+//!   path), `http2` (cutover's own HTTP/2 path, which sends its requests
+//!   through the HTTP/1 path's backend exchange), `proxy` (Pingora's path).
+//!   The adapters depend on the request core; no rule lives in one path
+//!   only.
 //! - **Control plane** — [`control`] (publishes snapshots: reloads, shift
 //!   ticks, operator actions), `reload` (the file watcher).
 //! - **Edge of the process** — `admin` (the admin API and scrape-time
@@ -42,6 +44,7 @@ pub mod control;
 mod demo;
 pub mod fast;
 mod health;
+mod http2;
 mod lifecycle;
 mod metrics;
 mod proxy;

@@ -14,9 +14,10 @@ use crate::lifecycle::Lifecycle;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper_util::rt::TokioExecutor;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use pingora::server::{ListenFds, ShutdownWatch};
 use pingora::services::Service;
 use std::convert::Infallible;
@@ -155,11 +156,18 @@ impl Service for AdminService {
                     let api = api.clone();
                     async move { Ok::<_, Infallible>(answer(&api, req).await) }
                 });
-                let _ = http1::Builder::new()
+                // HTTP/1, or h2c by prior knowledge (what a client that
+                // speaks HTTP/2 to the proxy may also use here).
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
+                    .header_read_timeout(HEADER_TIMEOUT);
+                builder
+                    .http2()
+                    .timer(TokioTimer::new())
+                    .max_concurrent_streams(16);
+                let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
             });
         }
     }

@@ -2,7 +2,8 @@
 //! on every connection (see [`crate::conn`]), and the HTTP/1 keep-alive loop,
 //! handing each request to cutover's fast path ([`crate::fast`]) or, when
 //! that does not take it, to Pingora's HTTP proxy. HTTP/2 connections go to
-//! Pingora whole.
+//! cutover's HTTP/2 path ([`crate::http2`]), or to Pingora whole when their
+//! requests may need a TLS or HTTP/2 backend.
 
 use crate::conn::check::Rules;
 use crate::conn::{GuardedStream, Limits, Next};
@@ -136,7 +137,12 @@ impl Edge {
                 Next::Request => {}
                 Next::Http2 => {
                     // The preface arrived in time (ALPN h2 or h2c prior
-                    // knowledge): Pingora multiplexes the connection.
+                    // knowledge): cutover's HTTP/2 path serves it, or
+                    // Pingora's when a backend may need TLS or HTTP/2.
+                    if fast_path && crate::http2::serves(&self.control.snapshot()) {
+                        Box::pin(crate::http2::serve(&self.control, guarded, conn, shutdown)).await;
+                        return None;
+                    }
                     return Box::pin(self.proxy.process_new(guarded, shutdown)).await;
                 }
                 Next::Closed => return None,

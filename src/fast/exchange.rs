@@ -1,7 +1,7 @@
 //! One attempt on a backend (send the head, read the answer's head) and the
 //! relay of the answer's body to the client.
 
-use super::response::{self, ClientSide, Final, Framing, Parsed};
+use super::response::{self, ClientSide, Final, Framing, HeadOut, Parsed};
 use super::upstream;
 use crate::chunked::ChunkedEnd;
 use crate::health::FailureKind;
@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Room for a backend's response head and the first of its body.
-pub(super) const RESPONSE_BUF: usize = 8 * 1024;
+pub(crate) const RESPONSE_BUF: usize = 8 * 1024;
 
 /// A response head larger than this is refused (502); Pingora's limit.
 const MAX_RESPONSE_HEAD: usize = 1024 * 1024;
@@ -20,7 +20,7 @@ const MAX_RESPONSE_HEAD: usize = 1024 * 1024;
 /// Why an attempt failed, as the retry rule ([`crate::request::retry`])
 /// needs to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct AttemptError {
+pub(crate) struct AttemptError {
     /// As counted against the backend.
     pub kind: FailureKind,
     /// How far it got. A head cut short cannot have been acted on: it ends
@@ -41,7 +41,7 @@ impl AttemptError {
 }
 
 /// What one attempt needs.
-pub(super) struct Attempt<'a> {
+pub(crate) struct Attempt<'a> {
     /// The backend.
     pub addr: SocketAddr,
     /// The upstream request (head and body), ready to send.
@@ -56,7 +56,7 @@ pub(super) struct Attempt<'a> {
 
 /// A connection to the attempt's backend: a pooled one if one is usable
 /// (unless `fresh`), else a new one; and whether it was pooled.
-pub(super) async fn connect(
+pub(crate) async fn connect(
     a: &Attempt<'_>,
     fresh: bool,
 ) -> Result<(TcpStream, bool), AttemptError> {
@@ -74,12 +74,12 @@ pub(super) async fn connect(
 /// Make the attempt: a pooled connection if one is usable (unless `fresh`),
 /// the request sent, the response head read into `buf` and its client
 /// version written to `out`.
-pub(super) async fn attempt(
+pub(crate) async fn attempt(
     a: &Attempt<'_>,
     fresh: bool,
     side: ClientSide<'_>,
     buf: &mut Vec<u8>,
-    out: &mut Vec<u8>,
+    out: &mut impl HeadOut,
 ) -> Result<(TcpStream, Final), AttemptError> {
     let (mut up, reused) = connect(a, fresh).await?;
     let sent = send(&mut up, a.request, a.head_len, a.read_timeout).await;
@@ -93,7 +93,7 @@ pub(super) async fn attempt(
 /// it got decides a retry: once the whole head (`head_len` bytes) is in the
 /// backend's socket, the backend may act on it (a body cut short is still a
 /// request begun).
-pub(super) async fn send(
+pub(crate) async fn send(
     up: &mut TcpStream,
     data: &[u8],
     head_len: usize,
@@ -121,12 +121,12 @@ pub(super) async fn send(
 
 /// Read the backend's response head into `buf` (informational answers
 /// skipped) and write its client version to `out`.
-pub(super) async fn read_head(
+pub(crate) async fn read_head(
     up: &mut TcpStream,
     read_timeout: Duration,
     side: ClientSide<'_>,
     buf: &mut Vec<u8>,
-    out: &mut Vec<u8>,
+    out: &mut impl HeadOut,
 ) -> Result<Final, AttemptError> {
     buf.clear();
     loop {
@@ -206,7 +206,7 @@ impl BodyTracker {
 }
 
 /// Read one more piece of the body from the backend into `buf`.
-async fn read_more(
+pub(crate) async fn read_more(
     up: &mut TcpStream,
     buf: &mut Vec<u8>,
     read_timeout: Duration,

@@ -18,11 +18,11 @@
 //! backends, unmatched requests — is left to
 //! Pingora's proxy, untouched: [`serve`] hands the bytes back and says so.
 
-mod exchange;
+pub(crate) mod exchange;
 pub mod request;
 pub mod response;
 mod upload;
-mod upstream;
+pub(crate) mod upstream;
 
 use crate::access_log::Entry;
 use crate::conn::GuardedStream;
@@ -238,6 +238,7 @@ fn plan<'a>(
         head_request: req.head_request,
         close: req.close,
         tag: tagged.then_some(&*pool.name),
+        http2: false,
     };
     (attempt, side)
 }

@@ -61,6 +61,8 @@ pub struct ClientSide<'a> {
     pub close: bool,
     /// Name the pool that served in `X-Cutover-Pool`.
     pub tag: Option<&'a str>,
+    /// The client speaks HTTP/2: no transfer coding goes out.
+    pub http2: bool,
 }
 
 /// Whether `name` is listed in one of the `Connection` headers. The framing
@@ -115,9 +117,46 @@ fn framing(
     })
 }
 
+/// Where the client's version of a response head goes: HTTP/1 bytes on
+/// cutover's own HTTP/1 path, an HTTP/2 header block on its HTTP/2 path.
+/// [`parse`] decides which headers go out; the sink only writes them.
+pub trait HeadOut {
+    /// The status line (HTTP/2 keeps only the code).
+    fn status(&mut self, status: u16, reason: &str);
+    /// One header to pass on; a folded line arrives unfolded.
+    fn header(&mut self, name: &str, value: &[u8]);
+    /// The head is complete; `close`: the client connection ends after it.
+    fn end(&mut self, close: bool);
+}
+
+impl HeadOut for Vec<u8> {
+    fn status(&mut self, status: u16, reason: &str) {
+        self.extend_from_slice(b"HTTP/1.1 ");
+        let mut code = [0u8; 3];
+        for (i, d) in code.iter_mut().enumerate() {
+            *d = b'0' + (status / 10u16.pow(2 - i as u32) % 10) as u8;
+        }
+        self.extend_from_slice(&code);
+        self.push(b' ');
+        self.extend_from_slice(reason.as_bytes());
+        self.extend_from_slice(b"\r\n");
+    }
+
+    fn header(&mut self, name: &str, value: &[u8]) {
+        header(self, name.as_bytes(), value);
+    }
+
+    fn end(&mut self, close: bool) {
+        if close {
+            self.extend_from_slice(b"Connection: close\r\n");
+        }
+        self.extend_from_slice(b"\r\n");
+    }
+}
+
 /// Parse the backend's bytes at the start of `buf`. For a final head, the
-/// client's version of it is appended to `out`.
-pub fn parse(buf: &[u8], side: ClientSide<'_>, out: &mut Vec<u8>) -> Parsed {
+/// client's version of it goes to `out`.
+pub fn parse(buf: &[u8], side: ClientSide<'_>, out: &mut impl HeadOut) -> Parsed {
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut storage);
     // As lenient as Pingora with what backends send (`Name : value`,
@@ -161,19 +200,13 @@ pub fn parse(buf: &[u8], side: ClientSide<'_>, out: &mut Vec<u8>) -> Parsed {
     let reusable = version == 1 && !backend_close && !both && framing != Framing::UntilClose;
     // A 204 or 304 has no body whatever its headers say: no framing header
     // may make the client wait for one (a 304's length describes the
-    // representation, so it stays).
+    // representation, so it stays). HTTP/2 frames bodies itself: it never
+    // carries a transfer coding.
     let bodiless_status = status == 204 || status == 304;
+    let drop_coding = bodiless_status || side.http2;
     let client_close = side.close || framing == Framing::UntilClose;
 
-    out.extend_from_slice(b"HTTP/1.1 ");
-    let mut code = [0u8; 3];
-    for (i, d) in code.iter_mut().enumerate() {
-        *d = b'0' + (status / 10u16.pow(2 - i as u32) % 10) as u8;
-    }
-    out.extend_from_slice(&code);
-    out.push(b' ');
-    out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
+    out.status(status, resp.reason.unwrap_or(""));
     // Usually `Connection` says only `keep-alive` or `close`: then no other
     // header is nominated and the per-header check is skipped.
     let nominates = headers
@@ -190,7 +223,7 @@ pub fn parse(buf: &[u8], side: ClientSide<'_>, out: &mut Vec<u8>) -> Parsed {
         if is(h.name, &HOP_BY_HOP)
             || (nominates && nominated(headers, h.name))
             || ((coded || status == 204) && h.name.eq_ignore_ascii_case("content-length"))
-            || (bodiless_status && h.name.eq_ignore_ascii_case("transfer-encoding"))
+            || (drop_coding && h.name.eq_ignore_ascii_case("transfer-encoding"))
             || (side.tag.is_some() && h.name.eq_ignore_ascii_case(POOL_TAG))
         {
             continue;
@@ -202,18 +235,15 @@ pub fn parse(buf: &[u8], side: ClientSide<'_>, out: &mut Vec<u8>) -> Parsed {
                 .iter()
                 .map(|b| if *b == b'\r' || *b == b'\n' { b' ' } else { *b })
                 .collect();
-            header(out, h.name.as_bytes(), &unfolded);
+            out.header(h.name, &unfolded);
         } else {
-            header(out, h.name.as_bytes(), h.value);
+            out.header(h.name, h.value);
         }
     }
     if let Some(pool) = side.tag {
-        header(out, POOL_TAG.as_bytes(), pool.as_bytes());
+        out.header(POOL_TAG, pool.as_bytes());
     }
-    if client_close {
-        out.extend_from_slice(b"Connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+    out.end(client_close);
     Parsed::Final(Final {
         status,
         len,

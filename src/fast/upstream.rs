@@ -109,7 +109,7 @@ pub(super) fn take_idle(addr: SocketAddr) -> Option<TcpStream> {
 
 /// Keep `stream`, a connection to `addr` with no request in progress, for
 /// reuse.
-pub(super) fn put_idle(addr: SocketAddr, stream: TcpStream) {
+pub(crate) fn put_idle(addr: SocketAddr, stream: TcpStream) {
     IDLE.with(|p| {
         p.borrow_mut()
             .put(addr, stream, crate::snapshot::peer::UPSTREAM_IDLE)

@@ -1,20 +1,79 @@
-//! A real HTTP client for tests (hyper, keep-alive).
+//! A real HTTP client for tests (hyper, keep-alive): HTTP/1.1, or HTTP/2
+//! by prior knowledge when the run asks for it.
+//!
+//! A test names the host it wants in a `host` header. Over HTTP/1 that is
+//! the `Host` line; an HTTP/2 client (a browser) says it in `:authority`
+//! instead, so in HTTP/2 runs the request's URI takes that authority and
+//! the connector below still connects to the URL's address.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::net::TcpStream;
 
 /// The client type.
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+pub type HttpClient = Client<Connector, Full<Bytes>>;
 
-/// A keep-alive HTTP/1.1 client.
+/// Where an authority that is not an address really is.
+fn routes() -> &'static Mutex<HashMap<String, SocketAddr>> {
+    static ROUTES: OnceLock<Mutex<HashMap<String, SocketAddr>>> = OnceLock::new();
+    ROUTES.get_or_init(Default::default)
+}
+
+/// Connects to the address a request's authority stands for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Connector;
+
+impl tower_service::Service<http::Uri> for Connector {
+    type Response = TokioIo<TcpStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<TokioIo<TcpStream>>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let authority = uri.authority().map_or(String::new(), |a| a.to_string());
+        let known = routes().lock().unwrap().get(&authority).copied();
+        Box::pin(async move {
+            let tcp = match known {
+                Some(addr) => TcpStream::connect(addr).await?,
+                None => {
+                    let host = uri.host().unwrap_or("");
+                    let port = uri.port_u16().unwrap_or(80);
+                    TcpStream::connect((host, port)).await?
+                }
+            };
+            tcp.set_nodelay(true)?;
+            Ok(TokioIo::new(tcp))
+        })
+    }
+}
+
+/// A keep-alive HTTP/1.1 client; an HTTP/2 one (h2c, prior knowledge)
+/// when the suite runs with `CUTOVER_TEST_CLIENT=h2` (scripts/test.sh runs
+/// the behaviour suites with each).
 pub fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build_http()
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder.pool_idle_timeout(Duration::from_secs(30));
+    if http2_clients() {
+        builder.http2_only(true);
+    }
+    builder.build(Connector)
+}
+
+/// Whether this run's clients speak HTTP/2.
+pub fn http2_clients() -> bool {
+    std::env::var("CUTOVER_TEST_CLIENT").is_ok_and(|v| v == "h2")
 }
 
 /// A finished response.
@@ -43,8 +102,30 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Result<Reply, String> {
-    let mut req = http::Request::builder().method(method).uri(url);
+    let mut uri: http::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    let host = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| *v);
+    if let (true, Some(host)) = (http2_clients(), host) {
+        // HTTP/2: the host goes in `:authority`; the connection still goes
+        // to the URL's address.
+        let addr: SocketAddr = uri
+            .authority()
+            .ok_or("no authority")?
+            .as_str()
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        routes().lock().unwrap().insert(host.to_string(), addr);
+        let mut parts = uri.into_parts();
+        parts.authority = Some(host.parse().map_err(|e| format!("{e}"))?);
+        uri = http::Uri::from_parts(parts).map_err(|e| format!("{e}"))?;
+    }
+    let mut req = http::Request::builder().method(method).uri(uri);
     for (k, v) in headers {
+        if http2_clients() && k.eq_ignore_ascii_case("host") {
+            continue;
+        }
         req = req.header(*k, *v);
     }
     let req = req

@@ -1,0 +1,486 @@
+//! One HTTP/2 request, proxied to an HTTP/1 backend through the same
+//! decision core as the other paths ([`crate::request::decide`]: route,
+//! split, sticky, override, retries, ejection, gate window, metrics, access
+//! log) and the same backend exchange as cutover's HTTP/1 path (pooled
+//! connections, the one response-header policy).
+//!
+//! Until the backend's head arrives the request races the client's
+//! `RST_STREAM`: a stream the client gives up on (rapid reset) stops its
+//! backend work at once and is logged as 499.
+
+use super::body::{self, BodyError, PumpError, Unframe};
+use super::head::{self, BodyHead, H2Head, Upstream};
+use crate::access_log::Entry;
+use crate::control::Control;
+use crate::fast::exchange::{self, Attempt, AttemptError};
+use crate::fast::response::{ClientSide, Final, Framing};
+use crate::fast::{upstream, ConnInfo};
+use crate::health::FailureKind;
+use crate::request::decide;
+use crate::request::retry::Failed;
+use crate::request::{Ctx, Synthetic};
+use crate::route::RequestView;
+use crate::snapshot::Snapshot;
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::RecvStream;
+use http::Method;
+use std::sync::Arc;
+
+/// Most of a response read before the client's head is sent: an answer up
+/// to this size goes out whole, its backend connection already back in the
+/// pool.
+const RESPONSE_HOLD: usize = exchange::RESPONSE_BUF;
+
+/// What went to the client.
+struct Answer {
+    status: u16,
+    bytes: usize,
+}
+
+/// Serve one request stream.
+pub(crate) async fn serve(
+    control: &Arc<Control>,
+    conn: &ConnInfo,
+    req: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+) {
+    let snap = control.snapshot();
+    let (parts, mut body) = req.into_parts();
+    let mut ctx = Ctx::new(Some(control.begin_request()));
+    ctx.snap = Some(snap.clone());
+    let target = head::target(&parts.uri);
+    let host = head::host(&parts.uri, &parts.headers);
+    let answer = match host {
+        // CONNECT (a tunnel) is not proxied; a request with no host is
+        // malformed.
+        _ if parts.method == Method::CONNECT => synthetic(&mut ctx, &mut respond, 405),
+        None => synthetic(&mut ctx, &mut respond, 400),
+        Some(host) => {
+            let view = RequestView {
+                method: &parts.method,
+                host: Some(host),
+                path: parts.uri.path(),
+                headers: &parts.headers,
+            };
+            match decide::match_route(&snap, &view) {
+                None => synthetic(&mut ctx, &mut respond, 404),
+                Some(ri) => {
+                    let client_ip = conn.client.map(|a| a.ip());
+                    decide::choose_pool(&mut ctx, &snap, ri, &view, client_ip);
+                    let req = Upstream {
+                        method: &parts.method,
+                        target,
+                        host,
+                        headers: &parts.headers,
+                        client_ip,
+                        tls: conn.tls,
+                        underscores: snap.config.proxy.underscores_in_headers,
+                    };
+                    proxy(&mut ctx, &snap, &req, &mut body, &mut respond).await
+                }
+            }
+        }
+    };
+    let done = Entry {
+        client: conn.client,
+        method: parts.method.as_str(),
+        host: host.unwrap_or(""),
+        path: target,
+        status: answer.status,
+        bytes: answer.bytes,
+        ..Entry::default()
+    };
+    decide::finish(&control.metrics, &mut ctx, done);
+}
+
+/// Answer with the proxy's own response.
+fn synthetic(ctx: &mut Ctx, respond: &mut SendResponse<Bytes>, code: u16) -> Answer {
+    ctx.proxy_status = Some(code);
+    let text = Synthetic::closing(code).body();
+    let resp = http::Response::builder()
+        .status(code)
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(http::header::CONTENT_LENGTH, text.len())
+        .body(());
+    let sent = resp.ok().and_then(|r| respond.send_response(r, false).ok());
+    let sent = sent.is_some_and(|mut s| {
+        s.send_data(Bytes::from_static(text.as_bytes()), true)
+            .is_ok()
+    });
+    Answer {
+        status: code,
+        bytes: if sent { text.len() } else { 0 },
+    }
+}
+
+/// The client's body as the attempts send it.
+struct Outgoing {
+    /// Head, and the body read so far.
+    bytes: Vec<u8>,
+    head_len: usize,
+    /// The rest of the body is still to come (chunked when the client did
+    /// not declare its length).
+    streamed: Option<bool>,
+}
+
+/// Read the body (whole, or up to `retry_buffer`) and write the head.
+async fn outgoing(
+    snap: &Snapshot,
+    req: &Upstream<'_>,
+    body: &mut RecvStream,
+) -> Result<Outgoing, BodyError> {
+    let settings = &snap.config.proxy;
+    let mut data = Vec::new();
+    let whole = body.is_end_stream()
+        || body::read_up_to(
+            body,
+            &mut data,
+            settings.retry_buffer,
+            settings.body_timeout,
+        )
+        .await?;
+    let declared = req
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let (framing, streamed) = match (whole, declared) {
+        (true, _) if data.is_empty() && declared.is_none() => (BodyHead::None, None),
+        (true, _) => (BodyHead::Length(data.len() as u64), None),
+        (false, Some(n)) => (BodyHead::Length(n), Some(false)),
+        (false, None) => (BodyHead::Chunked, Some(true)),
+    };
+    let mut bytes = Vec::with_capacity(512 + data.len());
+    head::write_upstream(&mut bytes, req, framing);
+    let head_len = bytes.len();
+    if streamed == Some(true) {
+        // What was read so far is the first chunk.
+        bytes.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        bytes.extend_from_slice(&data);
+        bytes.extend_from_slice(b"\r\n");
+    } else {
+        bytes.extend_from_slice(&data);
+    }
+    Ok(Outgoing {
+        bytes,
+        head_len,
+        streamed,
+    })
+}
+
+/// The backend answered: its connection, head, and the client's head.
+struct Answered {
+    up: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+    buf: Vec<u8>,
+    head: Final,
+    out: H2Head,
+}
+
+/// Why no backend answer came.
+enum NoAnswer {
+    /// The proxy answers with this status.
+    Status(u16),
+    /// The client went away (or reset the stream) first.
+    Gone,
+}
+
+/// Attempts until a backend answers or retries run out.
+async fn attempts(
+    ctx: &mut Ctx,
+    snap: &Snapshot,
+    req: &Upstream<'_>,
+    body: &mut RecvStream,
+) -> Result<Answered, NoAnswer> {
+    let settings = &snap.config.proxy;
+    let out = match outgoing(snap, req, body).await {
+        Ok(o) => o,
+        Err(BodyError::TimedOut) => return Err(NoAnswer::Status(408)),
+        Err(BodyError::Gone) => return Err(NoAnswer::Gone),
+    };
+    let tagged = ctx
+        .route
+        .is_some_and(|ri| snap.routes[ri].override_header.is_some());
+    let mut fresh = false;
+    loop {
+        let Some(id) = decide::begin_attempt(ctx) else {
+            return Err(NoAnswer::Status(502));
+        };
+        let pool = &snap.pools[id.pool];
+        let attempt = Attempt {
+            addr: pool.backends[id.backend].socket,
+            request: &out.bytes,
+            head_len: out.head_len,
+            connect_timeout: settings.connect_timeout,
+            read_timeout: settings.read_timeout,
+        };
+        let side = ClientSide {
+            head_request: req.method == Method::HEAD,
+            close: false,
+            tag: tagged.then_some(&*pool.name),
+            http2: true,
+        };
+        let mut buf = Vec::with_capacity(exchange::RESPONSE_BUF);
+        let mut h2head = H2Head::default();
+        let skip_pool = std::mem::take(&mut fresh);
+        let result = match out.streamed {
+            None => exchange::attempt(&attempt, skip_pool, side, &mut buf, &mut h2head).await,
+            Some(chunked) => {
+                match stream_attempt(&attempt, skip_pool, chunked, body, settings, side, &mut buf)
+                    .await
+                {
+                    Ok(r) => Ok(r),
+                    // The body is gone: no other attempt can send it.
+                    Err(Streaming::Client(BodyError::TimedOut)) => {
+                        return Err(NoAnswer::Status(408))
+                    }
+                    Err(Streaming::Client(BodyError::Gone)) => return Err(NoAnswer::Gone),
+                    Err(Streaming::Pumped(kind)) => {
+                        decide::record_failure(ctx, kind, true);
+                        return Err(NoAnswer::Status(failure_status(kind)));
+                    }
+                    Err(Streaming::Attempt(e)) => Err(e),
+                }
+                .map(|(up, head, out)| {
+                    h2head = out;
+                    (up, head)
+                })
+            }
+        };
+        match result {
+            Ok((up, head)) => {
+                decide::record_answer(ctx, head.status);
+                return Ok(Answered {
+                    up,
+                    addr: attempt.addr,
+                    buf,
+                    head,
+                    out: h2head,
+                });
+            }
+            Err(e) => {
+                let failed = Failed {
+                    idempotent: req.method.is_idempotent(),
+                    reused: e.reused,
+                    ..Failed::new(e.kind, e.stage)
+                };
+                if decide::judge_failure(ctx, failed) {
+                    fresh = ctx.fresh_retry;
+                    continue;
+                }
+                return Err(NoAnswer::Status(failure_status(e.kind)));
+            }
+        }
+    }
+}
+
+/// How an attempt with a streamed body failed.
+enum Streaming {
+    /// Before any of the rest of the body was read: it may be retried.
+    Attempt(AttemptError),
+    /// The client failed mid-body.
+    Client(BodyError),
+    /// The backend failed once the body was under way.
+    Pumped(FailureKind),
+}
+
+/// An attempt whose body streams from the client as it comes.
+async fn stream_attempt(
+    attempt: &Attempt<'_>,
+    fresh: bool,
+    chunked: bool,
+    body: &mut RecvStream,
+    settings: &crate::config::ProxySettings,
+    side: ClientSide<'_>,
+    buf: &mut Vec<u8>,
+) -> Result<(tokio::net::TcpStream, Final, H2Head), Streaming> {
+    let (mut up, reused) = exchange::connect(attempt, fresh)
+        .await
+        .map_err(Streaming::Attempt)?;
+    exchange::send(
+        &mut up,
+        attempt.request,
+        attempt.head_len,
+        settings.read_timeout,
+    )
+    .await
+    .map_err(|e| Streaming::Attempt(AttemptError { reused, ..e }))?;
+    match body::pump(
+        body,
+        &mut up,
+        chunked,
+        settings.body_timeout,
+        settings.read_timeout,
+    )
+    .await
+    {
+        Ok(()) => {}
+        Err(PumpError::Client(e)) => return Err(Streaming::Client(e)),
+        Err(PumpError::Upstream(kind)) => return Err(Streaming::Pumped(kind)),
+    }
+    let mut out = H2Head::default();
+    match exchange::read_head(&mut up, settings.read_timeout, side, buf, &mut out).await {
+        Ok(head) => Ok((up, head, out)),
+        Err(e) => Err(Streaming::Pumped(e.kind)),
+    }
+}
+
+/// The proxy's own answer when a backend failed: 504 if it timed out.
+fn failure_status(kind: FailureKind) -> u16 {
+    if kind == FailureKind::ReadTimeout {
+        504
+    } else {
+        502
+    }
+}
+
+/// Proxy the request; the wait for a backend's head ends early if the
+/// client resets the stream.
+async fn proxy(
+    ctx: &mut Ctx,
+    snap: &Snapshot,
+    req: &Upstream<'_>,
+    body: &mut RecvStream,
+    respond: &mut SendResponse<Bytes>,
+) -> Answer {
+    let answered = {
+        let work = attempts(ctx, snap, req, body);
+        let reset = std::future::poll_fn(|cx| respond.poll_reset(cx));
+        tokio::select! {
+            a = work => a,
+            _ = reset => Err(NoAnswer::Gone),
+        }
+    };
+    match answered {
+        Ok(a) => relay(ctx, snap, respond, a).await,
+        Err(NoAnswer::Status(code)) => synthetic(ctx, respond, code),
+        // 499, as nginx logs it: the client went away mid-request.
+        Err(NoAnswer::Gone) => Answer {
+            status: 499,
+            bytes: 0,
+        },
+    }
+}
+
+/// Send the backend's answer to the client: whole if it fits in
+/// [`RESPONSE_HOLD`], else streamed as the client's window opens.
+async fn relay(
+    ctx: &mut Ctx,
+    snap: &Snapshot,
+    respond: &mut SendResponse<Bytes>,
+    a: Answered,
+) -> Answer {
+    let Answered {
+        mut up,
+        addr,
+        mut buf,
+        head,
+        out,
+    } = a;
+    let settings = &snap.config.proxy;
+    let mut unframe = Unframe::new(head.framing);
+    let mut payload = Vec::with_capacity(match head.framing {
+        Framing::Length(n) => (n as usize).min(RESPONSE_HOLD),
+        Framing::Empty => 0,
+        _ => RESPONSE_HOLD,
+    });
+    // Read ahead: most answers are complete here.
+    let mut from = head.len;
+    let ended = loop {
+        match unframe.take(&buf[from..], &mut payload) {
+            Ok(Some(took)) => break Ok(from + took == buf.len()),
+            Ok(None) if payload.len() >= RESPONSE_HOLD => break Err(None),
+            Ok(None) => {}
+            Err(kind) => break Err(Some(kind)),
+        }
+        buf.clear();
+        from = 0;
+        match exchange::read_more(&mut up, &mut buf, settings.read_timeout).await {
+            Ok(0) if unframe.until_close() => break Ok(false),
+            Ok(0) => break Err(Some(FailureKind::Reset)),
+            Ok(_) => {}
+            Err(kind) => break Err(Some(kind)),
+        }
+    };
+    let status = head.status;
+    match ended {
+        Err(Some(kind)) => {
+            // Nothing went to the client yet: it gets the proxy's error.
+            decide::record_failure(ctx, kind, true);
+            synthetic(ctx, respond, failure_status(kind))
+        }
+        Ok(clean) => {
+            if clean && head.reusable {
+                upstream::put_idle(addr, up);
+            }
+            let len = payload.len();
+            let Ok(mut stream) = respond.send_response(out.into_response(), len == 0) else {
+                return Answer { status, bytes: 0 };
+            };
+            let sent = len == 0
+                || body::send(
+                    &mut stream,
+                    Bytes::from(payload),
+                    true,
+                    settings.send_timeout,
+                )
+                .await
+                .is_ok();
+            Answer {
+                status,
+                bytes: if sent { len } else { 0 },
+            }
+        }
+        Err(None) => {
+            let Ok(mut stream) = respond.send_response(out.into_response(), false) else {
+                return Answer { status, bytes: 0 };
+            };
+            let mut bytes = 0;
+            loop {
+                let n = payload.len();
+                let piece = Bytes::from(std::mem::replace(
+                    &mut payload,
+                    Vec::with_capacity(RESPONSE_HOLD),
+                ));
+                if body::send(&mut stream, piece, false, settings.send_timeout)
+                    .await
+                    .is_err()
+                {
+                    return Answer { status, bytes };
+                }
+                bytes += n;
+                buf.clear();
+                let read = exchange::read_more(&mut up, &mut buf, settings.read_timeout).await;
+                let end = match read {
+                    Ok(0) if unframe.until_close() => Ok(Some(0)),
+                    Ok(0) => Err(FailureKind::Reset),
+                    Ok(_) => unframe.take(&buf, &mut payload),
+                    Err(kind) => Err(kind),
+                };
+                match end {
+                    Ok(None) => {}
+                    Ok(Some(took)) => {
+                        if took == buf.len() && head.reusable && !unframe.until_close() {
+                            upstream::put_idle(addr, up);
+                        }
+                        let n = payload.len();
+                        let last = Bytes::from(payload);
+                        let ok = body::send(&mut stream, last, true, settings.send_timeout)
+                            .await
+                            .is_ok();
+                        return Answer {
+                            status,
+                            bytes: bytes + if ok { n } else { 0 },
+                        };
+                    }
+                    Err(kind) => {
+                        // Mid-body: the client sees the stream reset.
+                        decide::record_failure(ctx, kind, true);
+                        stream.send_reset(h2::Reason::INTERNAL_ERROR);
+                        return Answer { status, bytes };
+                    }
+                }
+            }
+        }
+    }
+}
