@@ -102,8 +102,17 @@ pub(crate) async fn serve(
     let mut closing = false;
     let mut down = shutdown.clone();
     loop {
+        // Streams first: every stream that can finish its step does so
+        // before the connection is polled, which then writes all their
+        // frames in one go (one write to the client for many responses).
         tokio::select! {
             biased;
+            Some(()) = streams.next(), if !streams.is_empty() => {
+                if streams.is_empty() {
+                    let wait = if closing { CLOSE_AFTER } else { idle_timeout };
+                    idle.as_mut().reset(Instant::now() + wait);
+                }
+            }
             accepted = h2.accept() => match accepted {
                 Some(Ok((req, respond))) => {
                     streams.push(stream::serve(control, &conn, req, respond));
@@ -114,12 +123,6 @@ pub(crate) async fn serve(
                 }
                 None => break,
             },
-            Some(()) = streams.next(), if !streams.is_empty() => {
-                if streams.is_empty() {
-                    let wait = if closing { CLOSE_AFTER } else { idle_timeout };
-                    idle.as_mut().reset(Instant::now() + wait);
-                }
-            }
             () = &mut idle, if streams.is_empty() => {
                 if closing {
                     // The client did not close after GOAWAY.

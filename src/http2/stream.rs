@@ -417,15 +417,9 @@ async fn relay(
             let Ok(mut stream) = respond.send_response(out.into_response(), len == 0) else {
                 return Answer { status, bytes: 0 };
             };
-            let sent = len == 0
-                || body::send(
-                    &mut stream,
-                    Bytes::from(payload),
-                    true,
-                    settings.send_timeout,
-                )
-                .await
-                .is_ok();
+            // At most a hold's worth: queued whole, without waiting for
+            // window (the connection's writes keep `send_timeout`).
+            let sent = len == 0 || stream.send_data(Bytes::from(payload), true).is_ok();
             Answer {
                 status,
                 bytes: if sent { len } else { 0 },

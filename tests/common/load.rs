@@ -33,6 +33,12 @@ impl LoadResult {
     }
 }
 
+/// An HTTP/2 client's error for a stream the server's GOAWAY (NO_ERROR)
+/// left unprocessed.
+fn refused_by_goaway(error: &str) -> bool {
+    error.contains("GoAway") && error.contains("NO_ERROR")
+}
+
 /// Load in progress.
 pub struct Load {
     stop: Arc<AtomicBool>,
@@ -62,7 +68,13 @@ impl Load {
                         .collect();
                     let mut r = LoadResult::default();
                     while !stop.load(Ordering::Relaxed) {
-                        let reply = get(&cl, &url, &h).await;
+                        let mut reply = get(&cl, &url, &h).await;
+                        if reply.as_ref().is_err_and(|e| refused_by_goaway(e)) {
+                            // A stream the server refused by GOAWAY was not
+                            // processed (RFC 9113 §6.8): a browser sends it
+                            // again on a new connection, and so does this.
+                            reply = get(&cl, &url, &h).await;
+                        }
                         answered.fetch_add(1, Ordering::Relaxed);
                         match reply {
                             Ok(reply) if (200..300).contains(&reply.status) => {

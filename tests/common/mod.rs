@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod client;
 pub mod etcd;
+pub mod h2raw;
 pub mod load;
 pub mod proxy;
 pub mod raw;
