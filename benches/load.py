@@ -102,6 +102,7 @@ http {{
   keepalive_timeout 300s;
   server {{ listen 127.0.0.1:{b1} backlog=4096; location / {{ return 200 "backend 1 ok\\n"; }} }}
   server {{ listen 127.0.0.1:{b2} backlog=4096; location / {{ return 200 "backend 2 ok\\n"; }} }}
+  {tls_servers}
 }}
 """
 
@@ -120,7 +121,7 @@ http {{
   proxy_request_buffering off;
   server {{
     {listen}
-    location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    location / {{ proxy_pass {scheme}://app; proxy_http_version 1.1; proxy_set_header Connection ""; {proxy_ssl} }}
   }}
 }}
 """
@@ -144,8 +145,8 @@ frontend fe
   default_backend be
 backend be
   balance roundrobin
-  server b1 127.0.0.1:{b1} weight 4
-  server b2 127.0.0.1:{b2} weight 1
+  server b1 127.0.0.1:{b1} weight 4{ssl}
+  server b2 127.0.0.1:{b2} weight 1{ssl}
 """
 
 CUTOVER = """
@@ -159,8 +160,10 @@ listen = "127.0.0.1:{admin}"
 access = "off"
 [pools.onprem]
 backends = ["127.0.0.1:{b1}"]
+{pool_tls}
 [pools.cloud]
 backends = ["127.0.0.1:{b2}"]
+{pool_tls}
 [[routes]]
 name = "app"
 split = {{ onprem = {on}, cloud = {cl} }}
@@ -231,6 +234,11 @@ def main():
     ap.add_argument("--size", type=int, default=1 << 20, help="body size for --mode post and chunked")
     ap.add_argument("--streams", type=int, default=8, help="concurrent streams per connection for h2 and h2c")
     ap.add_argument("--baseline", metavar="BINARY", help="also load another cutover build as cutover-base")
+    ap.add_argument(
+        "--backend-tls",
+        action="store_true",
+        help="the proxies reach the backends over TLS (HTTPS pools); cutover-plainbe, on plain ones, is the same run's baseline",
+    )
     args = ap.parse_args()
     raise_fd_limit()
     if args.smoke:
@@ -255,27 +263,53 @@ def main():
     WRK_SCRIPT = loadmodes.wrk_script(mode, d, args.size)
     cert, key, both = loadmodes.make_cert(d)
     b1, b2 = free_port(), free_port()
+    # HTTPS listeners of the same backends, for --backend-tls.
+    t1, t2 = free_port(), free_port()
     ports = {
         k: free_port()
-        for k in ["nginx", "haproxy", "pingora", "pingora-eq", "cutover", "admin", "cutover-1t", "admin-1t", "cutover-base", "admin-base"]
+        for k in [
+            "nginx", "haproxy", "pingora", "pingora-eq", "cutover", "admin", "cutover-1t", "admin-1t",
+            "cutover-base", "admin-base", "cutover-plainbe", "admin-plainbe",
+        ]
     }
+    tls_servers = "".join(
+        f'server {{ listen 127.0.0.1:{port} ssl backlog=4096; ssl_certificate {cert}; ssl_certificate_key {key}; '
+        f'ssl_protocols TLSv1.3; location / {{ return 200 "backend {n} ok\\n"; }} }}\n  '
+        for n, port in ((1, t1), (2, t2))
+    )
+    # The backends the proxies use: HTTPS with --backend-tls.
+    u1, u2 = (t1, t2) if args.backend_tls else (b1, b2)
     procs = []
     try:
         with open(f"{d}/backends.conf", "w") as f:
-            f.write(NGINX_BACKENDS.format(dir=d, b1=b1, b2=b2))
+            f.write(NGINX_BACKENDS.format(dir=d, b1=b1, b2=b2, tls_servers=tls_servers))
         procs.append(Proc("backends", [nginx, "-c", f"{d}/backends.conf", "-p", d], b1))
         with open(f"{d}/proxy.conf", "w") as f:
             f.write(
                 NGINX_PROXY.format(
-                    dir=d, b1=b1, b2=b2, threads=args.threads, listen=loadmodes.nginx_listen(mode, ports["nginx"], cert, key)
+                    dir=d,
+                    b1=u1,
+                    b2=u2,
+                    threads=args.threads,
+                    listen=loadmodes.nginx_listen(mode, ports["nginx"], cert, key),
+                    scheme="https" if args.backend_tls else "http",
+                    # nginx offers TLS 1.2 at most to backends unless told.
+                    proxy_ssl="proxy_ssl_protocols TLSv1.2 TLSv1.3; proxy_ssl_session_reuse on;" if args.backend_tls else "",
                 )
             )
         with open(f"{d}/haproxy.cfg", "w") as f:
-            f.write(HAPROXY.format(b1=b1, b2=b2, threads=args.threads, bind=loadmodes.haproxy_bind(mode, ports["haproxy"], both)))
+            ssl = " ssl verify none" if args.backend_tls else ""
+            f.write(
+                HAPROXY.format(b1=u1, b2=u2, ssl=ssl, threads=args.threads, bind=loadmodes.haproxy_bind(mode, ports["haproxy"], both))
+            )
 
-        def cutover_text(port, admin, threads, on):
+        def cutover_text(port, admin, threads, on, backend_tls=args.backend_tls):
             listen, tls = loadmodes.cutover_listen(mode, port, cert, key)
-            return CUTOVER.format(listen=listen, tls=tls, admin=admin, threads=threads, b1=b1, b2=b2, on=on, cl=100 - on)
+            c1, c2 = (t1, t2) if backend_tls else (b1, b2)
+            pool_tls = "tls = { verify = false }" if backend_tls else ""
+            return CUTOVER.format(
+                listen=listen, tls=tls, admin=admin, threads=threads, b1=c1, b2=c2, on=on, cl=100 - on, pool_tls=pool_tls
+            )
 
         cut_text = lambda on: cutover_text(ports["cutover"], ports["admin"], cut_threads, on)
         cfg_path = f"{d}/cutover.toml"
@@ -309,8 +343,15 @@ def main():
             with open(cfg_base, "w") as f:
                 f.write(cutover_text(ports["cutover-base"], ports["admin-base"], cut_threads, 80))
             proxies.append(Proc("cutover-base", [args.baseline, "run", "-c", cfg_base], ports["cutover-base"]))
+        if args.backend_tls:
+            # The same cutover on the plain backends: what TLS to the
+            # backends costs, measured in the same run.
+            cfg_plain = f"{d}/cutover-plainbe.toml"
+            with open(cfg_plain, "w") as f:
+                f.write(cutover_text(ports["cutover-plainbe"], ports["admin-plainbe"], cut_threads, 80, backend_tls=False))
+            proxies.append(Proc("cutover-plainbe", [cutover, "run", "-c", cfg_plain], ports["cutover-plainbe"]))
         procs.extend(proxies)
-        if mode != "http":
+        if mode != "http" or args.backend_tls:
             # The bare Pingora example serves plain HTTP/1 only.
             for p in proxies:
                 if p.name.startswith("pingora"):

@@ -2,14 +2,12 @@
 //! relay of the answer's body to the client.
 
 use super::response::{self, ClientSide, Final, Framing, HeadOut, Parsed};
-use super::upstream;
+use super::upstream::{self, Conn, Key};
 use crate::chunked::ChunkedEnd;
 use crate::health::FailureKind;
 use crate::request::retry::Stage;
-use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Room for a backend's response head and the first of its body.
 pub(crate) const RESPONSE_BUF: usize = 8 * 1024;
@@ -43,7 +41,11 @@ impl AttemptError {
 /// What one attempt needs.
 pub(crate) struct Attempt<'a> {
     /// The backend.
-    pub addr: SocketAddr,
+    pub backend: &'a crate::snapshot::Backend,
+    /// Its pool's name (for the log).
+    pub pool: &'a str,
+    /// Which pooled connections suit it.
+    pub key: Key<'a>,
     /// The upstream request (head and body), ready to send.
     pub request: &'a [u8],
     /// How much of `request` is the head.
@@ -56,19 +58,21 @@ pub(crate) struct Attempt<'a> {
 
 /// A connection to the attempt's backend: a pooled one if one is usable
 /// (unless `fresh`), else a new one; and whether it was pooled.
-pub(crate) async fn connect(
-    a: &Attempt<'_>,
-    fresh: bool,
-) -> Result<(TcpStream, bool), AttemptError> {
+pub(crate) async fn connect(a: &Attempt<'_>, fresh: bool) -> Result<(Conn, bool), AttemptError> {
     if !fresh {
-        if let Some(s) = upstream::take_idle(a.addr) {
+        if let Some(s) = upstream::take_idle(&a.key) {
             return Ok((s, true));
         }
     }
-    upstream::connect(a.addr, a.connect_timeout)
-        .await
-        .map(|s| (s, false))
-        .map_err(|kind| AttemptError::at(kind, Stage::Connect))
+    match upstream::connect(a.key.addr, a.backend.tls.as_ref(), a.connect_timeout).await {
+        Ok(s) => Ok((s, false)),
+        Err(e) => {
+            if let Some(reason) = e.tls {
+                crate::tls::diag::backend_tls_failed(a.pool, a.backend, &reason);
+            }
+            Err(AttemptError::at(e.kind, Stage::Connect))
+        }
+    }
 }
 
 /// Make the attempt: a pooled connection if one is usable (unless `fresh`),
@@ -80,7 +84,7 @@ pub(crate) async fn attempt(
     side: ClientSide<'_>,
     buf: &mut Vec<u8>,
     out: &mut impl HeadOut,
-) -> Result<(TcpStream, Final), AttemptError> {
+) -> Result<(Conn, Final), AttemptError> {
     let (mut up, reused) = connect(a, fresh).await?;
     let sent = send(&mut up, a.request, a.head_len, a.read_timeout).await;
     match sent.and(read_head(&mut up, a.read_timeout, side, buf, out).await) {
@@ -94,7 +98,7 @@ pub(crate) async fn attempt(
 /// backend's socket, the backend may act on it (a body cut short is still a
 /// request begun).
 pub(crate) async fn send(
-    up: &mut TcpStream,
+    up: &mut Conn,
     data: &[u8],
     head_len: usize,
     timeout: Duration,
@@ -122,7 +126,7 @@ pub(crate) async fn send(
 /// Read the backend's response head into `buf` (informational answers
 /// skipped) and write its client version to `out`.
 pub(crate) async fn read_head(
-    up: &mut TcpStream,
+    up: &mut Conn,
     read_timeout: Duration,
     side: ClientSide<'_>,
     buf: &mut Vec<u8>,
@@ -207,7 +211,7 @@ impl BodyTracker {
 
 /// Read one more piece of the body from the backend into `buf`.
 pub(crate) async fn read_more(
-    up: &mut TcpStream,
+    up: &mut Conn,
     buf: &mut Vec<u8>,
     read_timeout: Duration,
 ) -> Result<usize, FailureKind> {
@@ -237,7 +241,7 @@ pub(super) struct Ahead {
 /// goes back to the pool while a slow client reads (as nginx's buffering
 /// does).
 pub(super) async fn read_ahead(
-    up: &mut TcpStream,
+    up: &mut Conn,
     buf: &mut Vec<u8>,
     from: usize,
     tracker: &mut BodyTracker,
@@ -275,7 +279,7 @@ pub(super) enum BodyEnd {
 /// Relay the rest of a body, its earlier bytes already queued on `client`.
 /// Returns how it ended and how many more body bytes the client got.
 pub(super) async fn relay_body<C: AsyncWrite + Unpin>(
-    up: &mut TcpStream,
+    up: &mut Conn,
     client: &mut C,
     buf: &mut Vec<u8>,
     tracker: &mut BodyTracker,

@@ -89,9 +89,9 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
         headers: &head.headers,
     };
     let taken = decide::match_route(&snap, &view).filter(|ri| {
-        // TLS or HTTP/2 to the backends is Pingora's job.
+        // HTTP/2 to the backends is Pingora's job.
         let route = &snap.routes[*ri];
-        route.slots.iter().all(|s| snap.pools[s.pool].tls.is_none())
+        route.slots.iter().all(|s| snap.pools[s.pool].own_path)
     });
     let Some(ri) = taken else {
         client.put_back(buf);
@@ -227,8 +227,11 @@ fn plan<'a>(
 ) -> (Attempt<'a>, ClientSide<'a>) {
     let settings = &snap.config.proxy;
     let pool = &snap.pools[id.pool];
+    let backend = &pool.backends[id.backend];
     let attempt = Attempt {
-        addr: pool.backends[id.backend].socket,
+        backend,
+        pool: &pool.name,
+        key: upstream::Key::of(backend),
         request: req.head,
         head_len: req.head_len,
         connect_timeout: settings.connect_timeout,
@@ -311,7 +314,7 @@ const RESPONSE_HOLD: usize = exchange::RESPONSE_BUF;
 async fn relay(
     ctx: &mut Ctx,
     client: &mut GuardedStream,
-    mut up: tokio::net::TcpStream,
+    mut up: upstream::Conn,
     attempt: &Attempt<'_>,
     mut buf: Vec<u8>,
     out: &[u8],
@@ -342,7 +345,7 @@ async fn relay(
         // The whole answer is here: the backend connection is free before
         // the client has read a byte.
         if ahead.end == buf.len() && head.reusable {
-            upstream::put_idle(attempt.addr, up);
+            upstream::put_idle(&attempt.key, up);
         }
         let held_len = held.len();
         let mut sent = client.write_all(out).await.is_ok() && client.write_all(held).await.is_ok();
@@ -369,7 +372,7 @@ async fn relay(
     let keep_alive = match end {
         BodyEnd::Complete { clean } => {
             if clean && head.reusable {
-                upstream::put_idle(attempt.addr, up);
+                upstream::put_idle(&attempt.key, up);
             }
             !head.client_close
         }

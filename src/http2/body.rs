@@ -12,12 +12,12 @@
 
 use crate::chunked::ChunkedEnd;
 use crate::fast::response::Framing;
+use crate::fast::upstream::Conn;
 use crate::health::FailureKind;
 use bytes::Bytes;
 use h2::{RecvStream, SendStream};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 /// Why the client's body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub(crate) enum PumpError {
 }
 
 /// Write `data` to the backend within `timeout`.
-async fn write(up: &mut TcpStream, data: &[u8], timeout: Duration) -> Result<(), PumpError> {
+async fn write(up: &mut Conn, data: &[u8], timeout: Duration) -> Result<(), PumpError> {
     match tokio::time::timeout(timeout, up.write_all(data)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(PumpError::Upstream(FailureKind::Reset)),
@@ -78,7 +78,7 @@ async fn write(up: &mut TcpStream, data: &[u8], timeout: Duration) -> Result<(),
 /// `chunked`, each piece's window given back once it is written.
 pub(crate) async fn pump(
     body: &mut RecvStream,
-    up: &mut TcpStream,
+    up: &mut Conn,
     chunked: bool,
     stall: Duration,
     write_timeout: Duration,
@@ -219,7 +219,7 @@ mod tests {
                 Framing::Chunked,
                 &[b"3\r\nhel\r\n2;x=1\r", b"\nlo\r\n0\r\n\r\n"]
             ),
-            (b"hello".to_vec(), Some(11))
+            (b"hello".to_vec(), Some(10))
         );
         assert_eq!(
             unframe(Framing::UntilClose, &[b"ab", b"c"]),

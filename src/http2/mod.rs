@@ -18,7 +18,7 @@
 //! `send_timeout` (the connection guard), a stream's body under
 //! `body_timeout`.
 //!
-//! Connections whose requests may need a TLS or HTTP/2 backend still go to
+//! Connections whose requests may need an HTTP/2 backend still go to
 //! Pingora whole (see [`serves`]).
 
 mod body;
@@ -60,10 +60,11 @@ const MAX_ERROR_RESETS: usize = 256;
 /// the client to close it.
 const CLOSE_AFTER: Duration = Duration::from_secs(1);
 
-/// Whether this path serves HTTP/2 clients under `snap`: every pool is
-/// plain HTTP/1 (TLS or HTTP/2 to a backend is Pingora's job).
+/// Whether this path serves HTTP/2 clients under `snap`: every pool speaks
+/// HTTP/1, plain or over TLS (HTTP/2 to a backend, gRPC's case, is
+/// Pingora's job).
 pub(crate) fn serves(snap: &Snapshot) -> bool {
-    snap.pools.iter().all(|p| p.tls.is_none())
+    snap.pools.iter().all(|p| p.own_path)
 }
 
 /// Serve an HTTP/2 client connection (its preface already checked by the

@@ -169,9 +169,9 @@ async fn outgoing(
 }
 
 /// The backend answered: its connection, head, and the client's head.
-struct Answered {
-    up: tokio::net::TcpStream,
-    addr: std::net::SocketAddr,
+struct Answered<'s> {
+    up: upstream::Conn,
+    key: upstream::Key<'s>,
     buf: Vec<u8>,
     head: Final,
     out: H2Head,
@@ -186,12 +186,12 @@ enum NoAnswer {
 }
 
 /// Attempts until a backend answers or retries run out.
-async fn attempts(
+async fn attempts<'s>(
     ctx: &mut Ctx,
-    snap: &Snapshot,
+    snap: &'s Snapshot,
     req: &Upstream<'_>,
     body: &mut RecvStream,
-) -> Result<Answered, NoAnswer> {
+) -> Result<Answered<'s>, NoAnswer> {
     let settings = &snap.config.proxy;
     let out = match outgoing(snap, req, body).await {
         Ok(o) => o,
@@ -207,8 +207,11 @@ async fn attempts(
             return Err(NoAnswer::Status(502));
         };
         let pool = &snap.pools[id.pool];
+        let backend = &pool.backends[id.backend];
         let attempt = Attempt {
-            addr: pool.backends[id.backend].socket,
+            backend,
+            pool: &pool.name,
+            key: upstream::Key::of(backend),
             request: &out.bytes,
             head_len: out.head_len,
             connect_timeout: settings.connect_timeout,
@@ -252,7 +255,7 @@ async fn attempts(
                 decide::record_answer(ctx, head.status);
                 return Ok(Answered {
                     up,
-                    addr: attempt.addr,
+                    key: upstream::Key::of(backend),
                     buf,
                     head,
                     out: h2head,
@@ -293,7 +296,7 @@ async fn stream_attempt(
     settings: &crate::config::ProxySettings,
     side: ClientSide<'_>,
     buf: &mut Vec<u8>,
-) -> Result<(tokio::net::TcpStream, Final, H2Head), Streaming> {
+) -> Result<(upstream::Conn, Final, H2Head), Streaming> {
     let (mut up, reused) = exchange::connect(attempt, fresh)
         .await
         .map_err(Streaming::Attempt)?;
@@ -368,11 +371,11 @@ async fn relay(
     ctx: &mut Ctx,
     snap: &Snapshot,
     respond: &mut SendResponse<Bytes>,
-    a: Answered,
+    a: Answered<'_>,
 ) -> Answer {
     let Answered {
         mut up,
-        addr,
+        key,
         mut buf,
         head,
         out,
@@ -411,7 +414,7 @@ async fn relay(
         }
         Ok(clean) => {
             if clean && head.reusable {
-                upstream::put_idle(addr, up);
+                upstream::put_idle(&key, up);
             }
             let len = payload.len();
             let Ok(mut stream) = respond.send_response(out.into_response(), len == 0) else {
@@ -455,7 +458,7 @@ async fn relay(
                     Ok(None) => {}
                     Ok(Some(took)) => {
                         if took == buf.len() && head.reusable && !unframe.until_close() {
-                            upstream::put_idle(addr, up);
+                            upstream::put_idle(&key, up);
                         }
                         let n = payload.len();
                         let last = Bytes::from(payload);

@@ -37,6 +37,13 @@ pub(crate) fn build(
     let mut pools = Vec::with_capacity(config.pools.len());
     for pool in &config.pools {
         let mut backends = Vec::with_capacity(pool.backends.len());
+        let addrs: Vec<&str> = pool.backends.iter().map(|b| b.addr.as_str()).collect();
+        let tls = pool
+            .tls
+            .as_ref()
+            .map(|t| crate::tls::client::backend_tls(t, &addrs));
+        let own_path = !matches!(tls, Some(None));
+        let mut tls = tls.flatten().map(Vec::into_iter);
         for b in &pool.backends {
             let socket = *inputs
                 .resolved
@@ -52,6 +59,7 @@ pub(crate) fn build(
                 weight: b.weight,
                 state: registry.backend(pool, &b.addr),
                 peer: (inputs.peers)(pool, &b.addr, socket)?,
+                tls: tls.as_mut().and_then(Iterator::next),
             });
         }
         pools.push(Pool {
@@ -62,6 +70,7 @@ pub(crate) fn build(
             outlier: pool.outlier,
             health: pool.health.clone(),
             tls: pool.tls.clone(),
+            own_path,
             may_empty: config.pool_may_empty(pools.len()),
         });
     }

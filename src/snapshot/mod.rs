@@ -131,6 +131,10 @@ pub struct Pool {
     pub health: Option<HealthCheck>,
     /// TLS to the backends.
     pub tls: Option<crate::config::UpstreamTls>,
+    /// cutover's own request paths can send this pool's requests: plain
+    /// HTTP/1, or HTTP/1 over TLS with each backend's [`Backend::tls`]
+    /// made (else they take Pingora's path).
+    pub own_path: bool,
     /// Every route using it has another pool to go to, so all of its
     /// backends may be ejected (else at most half).
     pub may_empty: bool,
@@ -148,6 +152,8 @@ pub struct Backend {
     pub state: Arc<BackendState>,
     /// The peer a request is sent to (cloned per attempt).
     pub peer: HttpPeer,
+    /// TLS to it on cutover's own paths (pools with `tls`).
+    pub tls: Option<crate::tls::client::BackendTls>,
 }
 
 impl Pool {

@@ -123,3 +123,74 @@ pub(crate) fn client_config_alpn(
     config.alpn_protocols = alpn;
     Ok(Arc::new(config))
 }
+
+/// TLS to one backend on cutover's own request paths: the pool's client
+/// config and the name sent (SNI) and verified.
+#[derive(Debug, Clone)]
+pub struct BackendTls {
+    /// The pool's client config (HTTP/1.1 by ALPN).
+    pub config: Arc<ClientConfig>,
+    /// The pool's `sni`, else the backend's host.
+    pub name: ServerName<'static>,
+}
+
+/// The TLS settings of each backend of a pool with `tls` (HTTP/1 to the
+/// backends), by backend address (`host:port`); `None` when cutover's own
+/// paths cannot make them (the pool's requests then take Pingora's path,
+/// which reports the problem).
+pub(crate) fn backend_tls(tls: &UpstreamTls, addrs: &[&str]) -> Option<Vec<BackendTls>> {
+    if tls.http2 {
+        return None;
+    }
+    let config = client_config(tls).ok()?;
+    addrs
+        .iter()
+        .map(|addr| {
+            let host = match &tls.sni {
+                Some(sni) => sni.as_str(),
+                None => host_of(addr),
+            };
+            let name = ServerName::try_from(host.to_string()).ok()?;
+            Some(BackendTls {
+                config: config.clone(),
+                name,
+            })
+        })
+        .collect()
+}
+
+/// The host of `host:port` (`[v6]:port` too), without brackets.
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+#[cfg(test)]
+mod backend_tests {
+    use super::*;
+
+    #[test]
+    fn backends_get_their_pools_sni_or_their_own_host() {
+        let tls = UpstreamTls {
+            sni: None,
+            verify: false,
+            ca: None,
+            http2: false,
+        };
+        let made = backend_tls(&tls, &["api.internal:443", "[::1]:8443", "10.0.0.1:443"])
+            .expect("plain settings");
+        let names: Vec<String> = made.iter().map(|b| b.name.to_str().into_owned()).collect();
+        assert_eq!(names, ["api.internal", "::1", "10.0.0.1"]);
+        let named = UpstreamTls {
+            sni: Some("cloud.example".into()),
+            ..tls.clone()
+        };
+        let made = backend_tls(&named, &["10.0.0.1:443"]).expect("sni");
+        assert_eq!(made[0].name.to_str(), "cloud.example");
+        let h2 = UpstreamTls { http2: true, ..tls };
+        assert!(
+            backend_tls(&h2, &["a:1"]).is_none(),
+            "HTTP/2 backends are Pingora's"
+        );
+    }
+}

@@ -63,6 +63,19 @@ pub(crate) fn upstream_failed(ctx: &Ctx, kind: FailureKind, e: &pingora::Error) 
     backend.state.note_tls_failure(reason, VIA_REQUEST);
 }
 
+/// A proxied request's TLS handshake with `backend` (of pool `pool`) failed
+/// on cutover's own path: log why and keep it on the backend.
+pub(crate) fn backend_tls_failed(pool: &str, backend: &crate::snapshot::Backend, reason: &Reason) {
+    let reason = reason.to_string();
+    warn!(
+        pool,
+        backend = %backend.addr,
+        reason = reason.as_str(),
+        "TLS handshake with the backend failed"
+    );
+    backend.state.note_tls_failure(reason, VIA_REQUEST);
+}
+
 /// A health probe's TLS handshake failed with `reason`: keep it, and log it
 /// when it is new (probes repeat every interval; the log should not).
 pub(crate) fn probe_failed(state: &BackendState, reason: &Reason) {

@@ -205,6 +205,18 @@ pub async fn spawn_tls_backend_with(
     name: &'static str,
     pair: &Pair,
 ) -> (SocketAddr, Arc<AtomicU64>) {
+    let (addr, hits, _) = spawn_tls_backend_counting(name, pair).await;
+    (addr, hits)
+}
+
+/// A TLS backend as [`spawn_tls_backend_with`]; also counts the TLS
+/// connections it accepted.
+pub async fn spawn_tls_backend_counting(
+    name: &'static str,
+    pair: &Pair,
+) -> (SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>) {
+    let accepted = Arc::new(AtomicU64::new(0));
+    let accepted_out = accepted.clone();
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pair.cert.as_bytes())
         .map(|c| c.unwrap())
         .collect();
@@ -225,10 +237,12 @@ pub async fn spawn_tls_backend_with(
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let (acceptor, hits) = (acceptor.clone(), counter.clone());
+            let accepted = accepted.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let version = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
                     "h2"
                 } else {
@@ -280,5 +294,5 @@ pub async fn spawn_tls_backend_with(
             });
         }
     });
-    (addr, hits)
+    (addr, hits, accepted_out)
 }
