@@ -14,7 +14,11 @@ ships; with the upstream timeouts cutover sets (Pingora has none by
 default); and also adding the X-Forwarded-* headers cutover adds. The last
 is the like-for-like baseline for what cutover's own features cost.
 
-Usage: benches/instructions.py [--requests N] [--keep DIR]
+With --h2c the requests come from an HTTP/2 client instead (h2load, one
+h2c connection, 8 streams at a time), through cutover's HTTP/2 path and
+through Pingora's (`fast_path = false`).
+
+Usage: benches/instructions.py [--requests N] [--keep DIR] [--h2c]
        (needs valgrind and nginx; build first with
         cargo build --release --bin cutover --example bare_pingora)
 """
@@ -34,7 +38,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import free_port, wait_port  # noqa: E402
 
 
-def run(argv, port, requests, out, env=None):
+def drive_h2(port, requests):
+    """`requests` GETs over one h2c connection, 8 streams at a time (h2load)."""
+    out = subprocess.run(
+        ["h2load", "-n", str(requests), "-c1", "-m8", f"http://127.0.0.1:{port}/"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    ).stdout
+    if f"{requests} succeeded" not in out:
+        raise SystemExit(f"h2load: {out}")
+
+
+def run(argv, port, requests, out, env=None, h2=False):
     p = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--trace-children=no"] + argv,
         stdout=subprocess.DEVNULL,
@@ -43,6 +59,9 @@ def run(argv, port, requests, out, env=None):
     )
     if not wait_port(port, timeout=120):  # valgrind starts slowly
         raise SystemExit(f"nothing listens on {port}")
+    if h2 and requests:
+        drive_h2(port, requests)
+        requests = 0
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     for _ in range(requests):
         conn.request("GET", "/", headers={"Host": "bench"})
@@ -71,6 +90,11 @@ def main():
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--binary", help="the cutover binary to count (default: target/release/cutover)")
     ap.add_argument("--keep", metavar="DIR", help="keep the callgrind profiles here (for callgrind_annotate)")
+    ap.add_argument(
+        "--h2c",
+        action="store_true",
+        help="HTTP/2 clients (h2load, one h2c connection, 8 streams): cutover's HTTP/2 path, and Pingora's (fast_path = false)",
+    )
     args = ap.parse_args()
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is missing")
@@ -88,14 +112,21 @@ def main():
         raise SystemExit(f"nothing listens on {b1}")
     results = {}
     try:
-        for name in ["cutover"] if args.binary else ["pingora", "pingora+timeouts", "pingora+timeouts+xff", "cutover"]:
+        if args.h2c:
+            names = ["cutover", "cutover-pingora-path"]
+        elif args.binary:
+            names = ["cutover"]
+        else:
+            names = ["pingora", "pingora+timeouts", "pingora+timeouts+xff", "cutover"]
+        for name in names:
             port, admin = free_port(), free_port()
-            if name == "cutover":
+            if name.startswith("cutover"):
+                own = "" if name == "cutover" else "fast_path = false\n"
                 cfg = f"{d}/c/cutover.toml"
                 os.makedirs(os.path.dirname(cfg), exist_ok=True)
                 with open(cfg, "w") as f:
                     f.write(
-                        f'[proxy]\nlisten = ["127.0.0.1:{port}"]\nthreads = 1\n[admin]\nlisten = "127.0.0.1:{admin}"\n'
+                        f'[proxy]\nlisten = ["127.0.0.1:{port}"]\nthreads = 1\n{own}[admin]\nlisten = "127.0.0.1:{admin}"\n'
                         f'[pools.onprem]\nbackends = ["127.0.0.1:{b1}"]\n[pools.cloud]\nbackends = ["127.0.0.1:{b1}"]\n'
                         f'[[routes]]\nname = "app"\nsplit = {{ onprem = 80, cloud = 20 }}\n'
                     )
@@ -109,11 +140,13 @@ def main():
                     BARE_FORWARDED="1" if "xff" in name else "0",
                 )
             i0 = run(argv, port, 0, f"{d}/{name}.0", env)
-            i1 = run(argv, port, args.requests, f"{d}/{name}.1", env)
+            i1 = run(argv, port, args.requests, f"{d}/{name}.1", env, h2=args.h2c)
             results[name] = (i1 - i0) / args.requests
             print(f"{name:21} {results[name]:10.0f} instructions per request", flush=True)
         for base in [b for b in ["pingora", "pingora+timeouts", "pingora+timeouts+xff"] if b in results]:
             print(f"cutover vs {base}: {results['cutover'] / results[base] - 1:+.1%} instructions per request")
+        if "cutover-pingora-path" in results:
+            print(f"HTTP/2 path vs Pingora's: {results['cutover'] / results['cutover-pingora-path'] - 1:+.1%} instructions per request")
     finally:
         # SIGTERM to the master lets nginx stop its worker too (SIGKILL would
         # orphan it, holding our stdout open).

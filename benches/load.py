@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -170,15 +171,24 @@ split = {{ onprem = {on}, cloud = {cl} }}
 """
 
 
-def idle_rss(proc, n):
-    """RSS of `proc` with `n` idle keep-alive client connections."""
+def idle_rss(proc, n, mode="http"):
+    """RSS of `proc` with `n` idle keep-alive client connections, each after
+    one request: HTTP/1.1, or HTTP/2 (h2c, or h2 over TLS by ALPN)."""
     before = rss_kb(proc.pids())
     conns = []
-    req = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
     for _ in range(n):
         s = socket.create_connection(("127.0.0.1", proc.port), timeout=5)
-        s.sendall(req)
-        s.recv(4096)
+        if mode == "h2":
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ctx.set_alpn_protocols(["h2"])
+            s = ctx.wrap_socket(s)
+        if mode in ("h2", "h2c"):
+            loadmodes.h2_one_request(s)
+        else:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+            s.recv(4096)
         conns.append(s)
     time.sleep(1.0)
     after = rss_kb(proc.pids())
@@ -221,7 +231,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--connections", type=int, default=None, help="client connections (default 64; 16 for h2 and h2c)")
     ap.add_argument("--threads", type=int, default=2, help="nginx workers, HAProxy threads, Pingora threads")
     ap.add_argument("--cutover-threads", type=int, default=None)
     ap.add_argument("--idle", type=int, default=10000)
@@ -357,8 +367,8 @@ def main():
                 if p.name.startswith("pingora"):
                     p.stop()
             proxies = [p for p in proxies if not p.name.startswith("pingora")]
-        if h2 and args.connections == 64:
-            args.connections = 16
+        if args.connections is None:
+            args.connections = 16 if h2 else 64
 
         def drive(p, duration):
             if h2:
@@ -412,12 +422,12 @@ def main():
                 f"rps {base['cutover']['rps'] / base[b]['rps'] - 1:+.1%}"
             )
 
-        if not args.skip_idle and mode == "http":
+        if not args.skip_idle and mode in ("http", "h2", "h2c"):
             print()
-            print(f"RSS with {args.idle} idle keep-alive client connections (one request each, then idle):")
+            print(f"RSS with {args.idle} idle {mode} client connections (one request each, then idle):")
             for p in proxies:
                 n = min(args.idle, 9900) if p.name == "haproxy" else args.idle
-                before, after = idle_rss(p, n)
+                before, after = idle_rss(p, n, mode)
                 print(
                     f"{p.name:10} {n:6} conns: {before / 1024:7.1f} MB -> {after / 1024:7.1f} MB"
                     f"  ({(after - before) / n:6.2f} KB per connection)",

@@ -130,3 +130,37 @@ def h2load(port, mode, duration, connections, streams, d):
         "errors": failed + errored + (int(status.group(3)) + int(status.group(4)) if status else 0),
         "socket_errors": "",
     }
+
+
+def h2_frame(kind, flags, stream, payload=b""):
+    """One HTTP/2 frame."""
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def h2_one_request(s):
+    """On socket `s`, as an HTTP/2 client: the preface, SETTINGS, one GET /
+    (answered), and the ACK of the server's SETTINGS; then the connection is
+    an idle browser's."""
+    # :method GET, :scheme http, :path / from the static table; :authority
+    # as a literal.
+    block = bytes([0x82, 0x86, 0x84, 0x01, 5]) + b"bench"
+    s.sendall(
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0) + h2_frame(1, 0x5, 1, block)
+    )
+    buf = b""
+    ended = False
+    while not ended:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise SystemExit("the proxy closed an HTTP/2 connection")
+        buf += chunk
+        while len(buf) >= 9:
+            length = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + length:
+                break
+            kind, flags, stream = buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+            # The answer's last frame ends stream 1.
+            if stream == 1 and kind in (0, 1) and flags & 0x1:
+                ended = True
+            buf = buf[9 + length :]
+    s.sendall(h2_frame(4, 0x1, 0))

@@ -102,6 +102,12 @@ pub(crate) async fn serve(
     tokio::pin!(idle);
     let mut closing = false;
     let mut down = shutdown.clone();
+    // Made once: a watch future made afresh each turn of the loop would
+    // register with the channel (a lock) and leave it again every time.
+    let stopping = async move {
+        let _ = down.wait_for(|d| *d).await;
+    };
+    tokio::pin!(stopping);
     loop {
         // Streams first: every stream that can finish its step does so
         // before the connection is polled, which then writes all their
@@ -133,7 +139,7 @@ pub(crate) async fn serve(
                 closing = true;
                 idle.as_mut().reset(Instant::now() + CLOSE_AFTER);
             }
-            _ = down.wait_for(|d| *d), if !closing => {
+            () = &mut stopping, if !closing => {
                 // The listeners have stopped: streams in flight finish,
                 // new ones go elsewhere.
                 h2.graceful_shutdown();
