@@ -38,10 +38,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import free_port, wait_port  # noqa: E402
 
 
+# Concurrent streams on the h2c connection (--streams).
+STREAMS = 8
+
+
 def drive_h2(port, requests):
-    """`requests` GETs over one h2c connection, 8 streams at a time (h2load)."""
+    """`requests` GETs over one h2c connection, STREAMS at a time (h2load)."""
     out = subprocess.run(
-        ["h2load", "-n", str(requests), "-c1", "-m8", f"http://127.0.0.1:{port}/"],
+        ["h2load", "-n", str(requests), "-c1", f"-m{STREAMS}", f"http://127.0.0.1:{port}/"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -95,7 +99,10 @@ def main():
         action="store_true",
         help="HTTP/2 clients (h2load, one h2c connection, 8 streams): cutover's HTTP/2 path, and Pingora's (fast_path = false)",
     )
+    ap.add_argument("--streams", type=int, default=8, help="with --h2c: concurrent streams (default 8)")
     args = ap.parse_args()
+    global STREAMS
+    STREAMS = args.streams
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is missing")
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -122,7 +122,10 @@ pub(crate) async fn serve(
             }
             accepted = h2.accept() => match accepted {
                 Some(Ok((req, respond))) => {
-                    streams.push(stream::serve(control, &conn, req, respond));
+                    // Boxed: a finished stream's slot in the set can
+                    // outlive it (a waker left behind), and should not
+                    // keep the request's state.
+                    streams.push(Box::pin(stream::serve(control, &conn, req, respond)));
                 }
                 Some(Err(e)) => {
                     tracing::debug!("HTTP/2 connection ended: {e}");
