@@ -42,7 +42,7 @@ cargo test --locked --all-targets 2>&1 | tee -a "$results"
 # suites, tests/edge*.rs, run both paths within themselves.)
 stage="the tests on Pingora's path"
 suites=(--test proxy_core --test failover --test shift --test reload --test lifecycle --test admin --test fleet --test tls_backends)
-CUTOVER_TEST_FAST_PATH=false cargo test --locked "${suites[@]}" --test http2 2>&1 | tee -a "$results"
+CUTOVER_TEST_FAST_PATH=false cargo test --locked "${suites[@]}" --test http2 --test http2_exchange 2>&1 | tee -a "$results"
 # And with HTTP/2 clients (h2c by prior knowledge), on each request path:
 # cutover's HTTP/2 path, then Pingora's.
 stage="the tests with HTTP/2 clients"

@@ -1,0 +1,178 @@
+//! What an HTTP/2 client's request and answer go through on the way to an
+//! HTTP/1 backend and back: request bodies of every size (kept whole for a
+//! retry up to `retry_buffer`, streamed beyond, with or without a declared
+//! length), answers framed every HTTP/1 way (length, chunked, until close,
+//! none for `HEAD`) delivered within a small flow-control window.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use bytes::Bytes;
+use common::{addrs, base_config, Backend, ProxyProc};
+use http_body_util::{BodyExt, Full, StreamBody};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// An HTTP/2 connection to the proxy with a 16 KiB stream window.
+async fn connect(proxy: &ProxyProc) -> hyper::client::conn::http2::SendRequest<Body> {
+    let tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(16 * 1024)
+            .handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+fn full(data: Vec<u8>) -> Body {
+    Full::new(Bytes::from(data)).map_err(|e| match e {}).boxed()
+}
+
+/// A body sent in `pieces` of `size` bytes with no declared length.
+fn streamed(pieces: usize, size: usize) -> Body {
+    let frames =
+        (0..pieces).map(move |_| Ok(hyper::body::Frame::data(Bytes::from(vec![b'x'; size]))));
+    StreamBody::new(futures_util::stream::iter(frames)).boxed()
+}
+
+async fn send(
+    h2: &mut hyper::client::conn::http2::SendRequest<Body>,
+    method: &str,
+    path: &str,
+    body: Body,
+    length: Option<usize>,
+) -> (u16, http::HeaderMap, Vec<u8>) {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(format!("http://h2.test{path}"));
+    if let Some(n) = length {
+        req = req.header("content-length", n);
+    }
+    let resp = h2.send_request(req.body(body).unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let data = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, headers, data)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_of_every_size_reach_the_backend_whole() {
+    let app = Backend::spawn("app").await;
+    let cfg = format!(
+        "{}[pools.app]\nbackends = [{}]\n[[routes]]\nname = \"api\"\nsplit = {{ app = 1 }}\n",
+        base_config(),
+        addrs(&[&app])
+    );
+    let proxy = ProxyProc::start(&cfg);
+    let mut h2 = connect(&proxy).await;
+    for size in [0usize, 10, 64 * 1024, 200 * 1024, 1024 * 1024] {
+        let (status, _, body) =
+            send(&mut h2, "POST", "/up", full(vec![b'a'; size]), Some(size)).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            format!("app POST {size}\n")
+        );
+    }
+    // No declared length: whole when it fits in retry_buffer, else
+    // chunked to the backend as it comes.
+    for (pieces, size) in [(3usize, 1000usize), (40, 16 * 1024)] {
+        let (status, _, body) = send(&mut h2, "PUT", "/up", streamed(pieces, size), None).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            format!("app PUT {}\n", pieces * size)
+        );
+    }
+    let (status, _, body) = send(&mut h2, "GET", "/none", full(vec![]), None).await;
+    assert_eq!((status, body), (200, b"app GET 0\n".to_vec()));
+}
+
+/// A backend answering `/length`, `/chunked`, `/close` with 1 MiB of a
+/// known pattern framed that way, and `HEAD /length` with headers only.
+async fn framing_backend() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                loop {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if s.read_exact(&mut byte).await.is_err() {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let text = String::from_utf8_lossy(&head).to_string();
+                    let body: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+                    if text.starts_with("HEAD /length") {
+                        let out =
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                        s.write_all(out.as_bytes()).await.unwrap();
+                    } else if text.starts_with("GET /length") {
+                        let out =
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                        s.write_all(out.as_bytes()).await.unwrap();
+                        s.write_all(&body).await.unwrap();
+                    } else if text.starts_with("GET /chunked") {
+                        s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                            .await
+                            .unwrap();
+                        for piece in body.chunks(10_000) {
+                            s.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                                .await
+                                .unwrap();
+                            s.write_all(piece).await.unwrap();
+                            s.write_all(b"\r\n").await.unwrap();
+                        }
+                        s.write_all(b"0\r\nx-trailer: dropped\r\n\r\n")
+                            .await
+                            .unwrap();
+                    } else {
+                        s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                            .await
+                            .unwrap();
+                        s.write_all(&body).await.unwrap();
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_framed_every_http1_way_arrive_whole_within_a_small_window() {
+    let backend = framing_backend().await;
+    let cfg = format!(
+        "{}[pools.app]\nbackends = [\"{backend}\"]\n[[routes]]\nname = \"api\"\nsplit = {{ app = 1 }}\n",
+        base_config()
+    );
+    let proxy = ProxyProc::start(&cfg);
+    let expected: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut h2 = connect(&proxy).await;
+    for path in ["/length", "/chunked", "/close", "/length"] {
+        let (status, headers, body) = send(&mut h2, "GET", path, full(vec![]), None).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(headers.get("transfer-encoding").is_none(), "{path}");
+        assert!(headers.get("connection").is_none(), "{path}");
+        assert_eq!(body.len(), expected.len(), "{path}");
+        assert!(body == expected, "{path}: the bytes differ");
+    }
+    let (status, headers, body) = send(&mut h2, "HEAD", "/length", full(vec![]), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-length"], "1048576");
+    assert!(body.is_empty());
+}
