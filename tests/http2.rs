@@ -252,3 +252,29 @@ fn tokio_stream_of<T: Send + 'static>(
 ) -> impl futures_util::Stream<Item = T> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_gets_goaway_at_idle_timeout_and_is_closed() {
+    let app = Backend::spawn("app").await;
+    let cfg = config(&app).replacen("[proxy]\n", "[proxy]\nidle_timeout = \"1s\"\n", 1);
+    let proxy = ProxyProc::start(&cfg);
+    let mut client = h2raw::connect(proxy.addr).await;
+    let mut request = Vec::new();
+    frame(
+        &mut request,
+        h2raw::HEADERS,
+        h2raw::END_STREAM | h2raw::END_HEADERS,
+        1,
+        &h2raw::request_block("h2.test", false),
+    );
+    client.write_all(&request).await.unwrap();
+    // The answer, then GOAWAY (no error) once idle, then the close.
+    let seen = h2raw::watch(&mut client, Duration::from_secs(10)).await;
+    assert_eq!(seen.responses, 1, "{seen:?}");
+    if common::fast_path_line().is_empty() {
+        // Pingora's path closes without a GOAWAY.
+        assert_eq!(seen.goaway, Some(0), "{seen:?}");
+    }
+    assert!(seen.closed, "{seen:?}");
+    assert_eq!(app.behaviour.arrived.load(Relaxed), 1);
+}

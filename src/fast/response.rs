@@ -121,8 +121,9 @@ fn framing(
 /// cutover's own HTTP/1 path, an HTTP/2 header block on its HTTP/2 path.
 /// [`parse`] decides which headers go out; the sink only writes them.
 pub trait HeadOut {
-    /// The status line (HTTP/2 keeps only the code).
-    fn status(&mut self, status: u16, reason: &str);
+    /// The status line (HTTP/2 keeps only the code); `headers`: how many
+    /// headers the backend sent (at most that many follow).
+    fn status(&mut self, status: u16, reason: &str, headers: usize);
     /// One header to pass on; a folded line arrives unfolded.
     fn header(&mut self, name: &str, value: &[u8]);
     /// The head is complete; `close`: the client connection ends after it.
@@ -130,7 +131,7 @@ pub trait HeadOut {
 }
 
 impl HeadOut for Vec<u8> {
-    fn status(&mut self, status: u16, reason: &str) {
+    fn status(&mut self, status: u16, reason: &str, _headers: usize) {
         self.extend_from_slice(b"HTTP/1.1 ");
         let mut code = [0u8; 3];
         for (i, d) in code.iter_mut().enumerate() {
@@ -206,7 +207,7 @@ pub fn parse(buf: &[u8], side: ClientSide<'_>, out: &mut impl HeadOut) -> Parsed
     let drop_coding = bodiless_status || side.http2;
     let client_close = side.close || framing == Framing::UntilClose;
 
-    out.status(status, resp.reason.unwrap_or(""));
+    out.status(status, resp.reason.unwrap_or(""), headers.len() + 1);
     // Usually `Connection` says only `keep-alive` or `close`: then no other
     // header is nominated and the per-header check is skipped.
     let nominates = headers

@@ -144,8 +144,10 @@ pub(crate) struct H2Head {
 }
 
 impl HeadOut for H2Head {
-    fn status(&mut self, status: u16, _reason: &str) {
+    fn status(&mut self, status: u16, _reason: &str, headers: usize) {
         self.status = status;
+        // Room for them all at once, rather than growing as they come.
+        self.headers.reserve(headers);
     }
 
     fn header(&mut self, name: &str, value: &[u8]) {

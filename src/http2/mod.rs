@@ -98,7 +98,8 @@ pub(crate) async fn serve(
         Err(_) => return,
     };
     let mut streams = FuturesUnordered::new();
-    let idle = tokio::time::sleep(idle_timeout);
+    let mut idle_since = Instant::now();
+    let idle = tokio::time::sleep_until(idle_since + idle_timeout);
     tokio::pin!(idle);
     let mut closing = false;
     let mut down = shutdown.clone();
@@ -116,8 +117,10 @@ pub(crate) async fn serve(
             biased;
             Some(()) = streams.next(), if !streams.is_empty() => {
                 if streams.is_empty() {
-                    let wait = if closing { CLOSE_AFTER } else { idle_timeout };
-                    idle.as_mut().reset(Instant::now() + wait);
+                    // Noted, not re-armed: a connection serving one
+                    // request after another would move the timer each
+                    // time. The timer, when it fires, looks here.
+                    idle_since = Instant::now();
                 }
             }
             accepted = h2.accept() => match accepted {
@@ -134,20 +137,29 @@ pub(crate) async fn serve(
                 None => break,
             },
             () = &mut idle, if streams.is_empty() => {
+                let wait = if closing { CLOSE_AFTER } else { idle_timeout };
+                let due = idle_since + wait;
+                if due > Instant::now() {
+                    // Busy since the timer was set: wait out the rest.
+                    idle.as_mut().reset(due);
+                    continue;
+                }
                 if closing {
                     // The client did not close after GOAWAY.
                     break;
                 }
                 h2.graceful_shutdown();
                 closing = true;
-                idle.as_mut().reset(Instant::now() + CLOSE_AFTER);
+                idle_since = Instant::now();
+                idle.as_mut().reset(idle_since + CLOSE_AFTER);
             }
             () = &mut stopping, if !closing => {
                 // The listeners have stopped: streams in flight finish,
                 // new ones go elsewhere.
                 h2.graceful_shutdown();
                 closing = true;
-                idle.as_mut().reset(Instant::now() + CLOSE_AFTER);
+                idle_since = Instant::now();
+                idle.as_mut().reset(idle_since + CLOSE_AFTER);
             }
         }
     }
