@@ -10,7 +10,7 @@ mod common;
 use bytes::Bytes;
 use common::{addrs, base_config, Backend, ProxyProc};
 use http_body_util::{BodyExt, Full, StreamBody};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
@@ -106,15 +106,9 @@ async fn framing_backend() -> std::net::SocketAddr {
         while let Ok((mut s, _)) = listener.accept().await {
             tokio::spawn(async move {
                 loop {
-                    let mut head = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") {
-                        if s.read_exact(&mut byte).await.is_err() {
-                            return;
-                        }
-                        head.push(byte[0]);
-                    }
-                    let text = String::from_utf8_lossy(&head).to_string();
+                    let Some(text) = common::raw::read_head(&mut s).await else {
+                        return;
+                    };
                     let body: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
                     if text.starts_with("HEAD /length") {
                         let out =

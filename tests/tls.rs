@@ -316,14 +316,7 @@ async fn h2c_with_prior_knowledge_works_on_a_plain_listener() {
         addrs(&[&app])
     );
     let proxy = ProxyProc::start(&cfg);
-    let tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut send = h2c(proxy.addr).await;
     let resp = send
         .send_request(
             http::Request::get(format!("http://{}/x", proxy.addr))
@@ -343,15 +336,10 @@ async fn websocket_echo_backend() -> std::net::SocketAddr {
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if s.read_exact(&mut byte).await.is_err() {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let Some(text) = common::raw::read_head(&mut s).await else {
+                    return;
+                };
+                let text = text.to_ascii_lowercase();
                 if !text.contains("upgrade: websocket") {
                     let _ = s
                         .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
@@ -393,13 +381,10 @@ async fn a_websocket_round_trips_through_the_proxy() {
     )
     .await
     .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let head = common::raw::read_head(&mut s)
+        .await
+        .expect("a head")
+        .to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
     // A masked text frame "hello" (the backend echoes bytes as they come).

@@ -24,14 +24,7 @@ fn cloud_config(backends: &str, ca: &std::path::Path) -> String {
 
 /// `n` GETs over one HTTP/2 connection (h2c), all at once.
 async fn h2_burst(proxy: &ProxyProc, n: usize) -> Vec<(u16, String, String)> {
-    let tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-    let (send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let send = h2c(proxy.addr).await;
     let requests = (0..n).map(|i| {
         let mut send = send.clone();
         let url = format!("http://api.test/burst/{i}");

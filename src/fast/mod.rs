@@ -247,7 +247,7 @@ fn plan<'a>(
 }
 
 /// The proxy's own answer when a backend failed: 504 if it timed out.
-fn failure_status(kind: FailureKind) -> u16 {
+pub(crate) fn failure_status(kind: FailureKind) -> u16 {
     if kind == FailureKind::ReadTimeout {
         504
     } else {

@@ -14,7 +14,7 @@ use crate::access_log::Entry;
 use crate::control::Control;
 use crate::fast::exchange::{self, Attempt, AttemptError};
 use crate::fast::response::{ClientSide, Final, Framing};
-use crate::fast::{upstream, ConnInfo};
+use crate::fast::{failure_status, upstream, ConnInfo};
 use crate::health::FailureKind;
 use crate::request::decide;
 use crate::request::retry::Failed;
@@ -325,15 +325,6 @@ async fn stream_attempt(
     match exchange::read_head(&mut up, settings.read_timeout, side, buf, &mut out).await {
         Ok(head) => Ok((up, head, out)),
         Err(e) => Err(Streaming::Pumped(e.kind)),
-    }
-}
-
-/// The proxy's own answer when a backend failed: 504 if it timed out.
-fn failure_status(kind: FailureKind) -> u16 {
-    if kind == FailureKind::ReadTimeout {
-        504
-    } else {
-        502
     }
 }
 

@@ -155,3 +155,20 @@ pub async fn get(
 ) -> Result<Reply, String> {
     send(client, "GET", url, headers, "").await
 }
+
+/// An HTTP/2 connection to `addr` by prior knowledge (h2c), driven in the
+/// background.
+pub async fn h2c<B>(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    send
+}

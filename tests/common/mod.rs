@@ -11,7 +11,7 @@ pub mod raw;
 pub mod tls;
 
 pub use backend::Backend;
-pub use client::{client, get, send, HttpClient, Reply};
+pub use client::{client, get, h2c, send, HttpClient, Reply};
 pub use proxy::ProxyProc;
 
 use std::future::Future;

@@ -295,3 +295,15 @@ pub async fn send_raw(
         }
     }
 }
+
+/// Read one request head from `s`, a byte at a time (so nothing behind it
+/// is taken): its text, or `None` if the connection ends first.
+pub async fn read_head(s: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).await.ok()?;
+        head.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
