@@ -57,6 +57,15 @@ fn vchar_or_ws(b: u8) -> bool {
     b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
 }
 
+/// What [`ChunkedEnd::feed_with`] hands on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part<'a> {
+    /// Chunk data: the body's bytes.
+    Data(&'a [u8]),
+    /// One byte of the trailer section.
+    Trailer(u8),
+}
+
 /// Tracks chunk framing across the reads of one body.
 #[derive(Debug, Clone)]
 pub(crate) struct ChunkedEnd {
@@ -81,19 +90,20 @@ impl ChunkedEnd {
         self.feed_with(data, &mut |_| {})
     }
 
-    /// [`feed`](Self::feed), passing each piece of chunk data (the body
-    /// without its framing) to `payload`: how an HTTP/2 client gets a
-    /// backend's chunked body. Trailer fields are checked, not passed.
+    /// [`feed`](Self::feed), handing on the body without its framing: each
+    /// piece of chunk data, and the trailer section's bytes (its field lines
+    /// and the final empty line). How an HTTP/2 client gets a backend's
+    /// chunked body and its trailers.
     pub(crate) fn feed_with(
         &mut self,
         data: &[u8],
-        payload: &mut dyn FnMut(&[u8]),
+        out: &mut dyn FnMut(Part<'_>),
     ) -> Result<Option<usize>, ChunkError> {
         let mut i = 0;
         while i < data.len() {
             if let State::Data(left) = self.state {
                 let take = left.min((data.len() - i) as u64);
-                payload(&data[i..i + take as usize]);
+                out(Part::Data(&data[i..i + take as usize]));
                 i += take as usize;
                 self.state = if take == left {
                     State::DataCr
@@ -104,6 +114,12 @@ impl ChunkedEnd {
             }
             if self.state == State::Done {
                 return Ok(Some(i));
+            }
+            if matches!(
+                self.state,
+                State::LineStart | State::Name | State::Value | State::LineLf { .. }
+            ) {
+                out(Part::Trailer(data[i]));
             }
             self.state = step(self.state, data[i])?;
             i += 1;

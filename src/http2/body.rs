@@ -10,10 +10,11 @@
 //! only once its bytes are on their way to the backend, so a backend that
 //! reads slowly slows the client instead of filling memory.
 
-use crate::chunked::ChunkedEnd;
+use crate::chunked::{ChunkedEnd, Part};
 use crate::fast::response::Framing;
 use crate::fast::upstream::Conn;
 use crate::health::FailureKind;
+use crate::request::headers::{is_one_of as is, RESPONSE_HOP_BY_HOP};
 use bytes::Bytes;
 use h2::{RecvStream, SendStream};
 use std::time::Duration;
@@ -107,12 +108,18 @@ pub(crate) async fn pump(
     Ok(())
 }
 
-/// The backend's body framing undone: what goes into DATA frames.
+/// The most trailer bytes kept from a chunked answer; more is a broken
+/// answer.
+const MAX_TRAILERS: usize = 16 * 1024;
+
+/// The backend's body framing undone: what goes into DATA frames, and the
+/// trailer fields of a chunked body (an HTTP/2 trailers frame).
 #[derive(Debug)]
 pub(crate) struct Unframe {
     framing: Framing,
     left: u64,
     chunks: ChunkedEnd,
+    trailers: Vec<u8>,
 }
 
 impl Unframe {
@@ -125,7 +132,38 @@ impl Unframe {
                 _ => 0,
             },
             chunks: ChunkedEnd::default(),
+            trailers: Vec::new(),
         }
+    }
+
+    /// The trailer fields of a finished chunked body that may go on to the
+    /// client (not those about framing or one connection), if any.
+    pub(crate) fn trailers(&self) -> Option<http::HeaderMap> {
+        // Only a section with a field line: an empty one is the bare CRLF.
+        if self.trailers.len() <= 2 {
+            return None;
+        }
+        let mut storage = [httparse::EMPTY_HEADER; 64];
+        let Ok(httparse::Status::Complete((_, fields))) =
+            httparse::parse_headers(&self.trailers, &mut storage)
+        else {
+            return None;
+        };
+        let mut map = http::HeaderMap::new();
+        for f in fields {
+            if is(f.name, &RESPONSE_HOP_BY_HOP)
+                || is(f.name, &["content-length", "transfer-encoding", "trailer"])
+            {
+                continue;
+            }
+            if let (Ok(n), Ok(v)) = (
+                http::header::HeaderName::from_bytes(f.name.as_bytes()),
+                http::header::HeaderValue::from_bytes(f.value),
+            ) {
+                map.append(n, v);
+            }
+        }
+        (!map.is_empty()).then_some(map)
     }
 
     /// The body is delimited by the backend closing the connection.
@@ -149,10 +187,17 @@ impl Unframe {
                 self.left -= n as u64;
                 Ok((self.left == 0).then_some(n))
             }
-            Framing::Chunked => self
-                .chunks
-                .feed_with(data, &mut |piece| out.extend_from_slice(piece))
-                .map_err(|_| FailureKind::Other),
+            Framing::Chunked => {
+                let trailers = &mut self.trailers;
+                let fed = self.chunks.feed_with(data, &mut |part| match part {
+                    Part::Data(piece) => out.extend_from_slice(piece),
+                    Part::Trailer(b) => trailers.push(b),
+                });
+                if self.trailers.len() > MAX_TRAILERS {
+                    return Err(FailureKind::Other);
+                }
+                fed.map_err(|_| FailureKind::Other)
+            }
             Framing::UntilClose => {
                 out.extend_from_slice(data);
                 Ok(None)

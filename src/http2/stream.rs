@@ -408,12 +408,18 @@ async fn relay(
                 upstream::put_idle(&key, up);
             }
             let len = payload.len();
-            let Ok(mut stream) = respond.send_response(out.into_response(), len == 0) else {
+            let trailers = unframe.trailers();
+            let ends = trailers.is_none();
+            let Ok(mut stream) = respond.send_response(out.into_response(), len == 0 && ends)
+            else {
                 return Answer { status, bytes: 0 };
             };
             // At most a hold's worth: queued whole, without waiting for
             // window (the connection's writes keep `send_timeout`).
-            let sent = len == 0 || stream.send_data(Bytes::from(payload), true).is_ok();
+            let sent = len == 0 || stream.send_data(Bytes::from(payload), ends).is_ok();
+            if let Some(t) = trailers {
+                let _ = stream.send_trailers(t);
+            }
             Answer {
                 status,
                 bytes: if sent { len } else { 0 },
@@ -453,9 +459,14 @@ async fn relay(
                         }
                         let n = payload.len();
                         let last = Bytes::from(payload);
-                        let ok = body::send(&mut stream, last, true, settings.send_timeout)
+                        let trailers = unframe.trailers();
+                        let ends = trailers.is_none();
+                        let ok = body::send(&mut stream, last, ends, settings.send_timeout)
                             .await
                             .is_ok();
+                        if let (true, Some(t)) = (ok, trailers) {
+                            let _ = stream.send_trailers(t);
+                        }
                         return Answer {
                             status,
                             bytes: bytes + if ok { n } else { 0 },
