@@ -172,3 +172,83 @@ async fn answers_framed_every_http1_way_arrive_whole_within_a_small_window() {
     assert_eq!(headers["content-length"], "1048576");
     assert!(body.is_empty());
 }
+
+/// A backend that answers a chunked request with what followed its last
+/// chunk: the trailer section it received.
+async fn trailer_echo_backend() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let Some(head) = common::raw::read_head(&mut s).await else {
+                    return;
+                };
+                assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+                let mut seen = Vec::new();
+                let mut chunk = [0u8; 16384];
+                // Until the last chunk's section is complete.
+                let section = loop {
+                    let at = seen.windows(5).position(|w| w == b"\r\n0\r\n");
+                    let at = at.or_else(|| seen.starts_with(b"0\r\n").then_some(usize::MAX));
+                    if let Some(at) = at {
+                        let from = if at == usize::MAX { 3 } else { at + 5 };
+                        let rest = &seen[from..];
+                        if rest.starts_with(b"\r\n") || rest.windows(4).any(|w| w == b"\r\n\r\n") {
+                            break String::from_utf8_lossy(rest).into_owned();
+                        }
+                    }
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{section}",
+                    section.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A body of `size` bytes followed by trailer `x-sum: ok`.
+fn with_trailers(size: usize) -> Body {
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-sum", "ok".parse().unwrap());
+    // A field about framing, which must not reach the backend.
+    trailers.insert("content-length", "99".parse().unwrap());
+    let frames = vec![
+        Ok(hyper::body::Frame::data(Bytes::from(vec![b'z'; size]))),
+        Ok(hyper::body::Frame::trailers(trailers)),
+    ];
+    StreamBody::new(futures_util::stream::iter(frames)).boxed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_trailers_reach_an_http1_backend_in_the_last_chunk() {
+    if !common::fast_path_line().is_empty() {
+        // Pingora's path does not forward them.
+        return;
+    }
+    let backend = trailer_echo_backend().await;
+    let cfg = format!(
+        "{}[pools.app]\nbackends = [\"{backend}\"]\n[[routes]]\nname = \"api\"\nsplit = {{ app = 1 }}\n",
+        base_config()
+    );
+    let proxy = ProxyProc::start(&cfg);
+    let mut h2 = connect(&proxy).await;
+    // Kept whole (then sent chunked), and streamed past retry_buffer.
+    for size in [5usize, 200 * 1024] {
+        let (status, _, body, _) = send(&mut h2, "POST", "/t", with_trailers(size), None).await;
+        assert_eq!(status, 200, "{size}");
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "x-sum: ok\r\n\r\n",
+            "{size}"
+        );
+    }
+}

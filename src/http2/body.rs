@@ -14,7 +14,7 @@ use crate::chunked::{ChunkedEnd, Part};
 use crate::fast::response::Framing;
 use crate::fast::upstream::Conn;
 use crate::health::FailureKind;
-use crate::request::headers::{is_one_of as is, RESPONSE_HOP_BY_HOP};
+use crate::request::headers::{is_one_of as is, REQUEST_HOP_BY_HOP, RESPONSE_HOP_BY_HOP};
 use bytes::Bytes;
 use h2::{RecvStream, SendStream};
 use std::time::Duration;
@@ -103,9 +103,40 @@ pub(crate) async fn pump(
         let _ = body.flow_control().release_capacity(piece.len());
     }
     if chunked {
-        write(up, b"0\r\n\r\n", write_timeout).await?;
+        let fields = trailers(body, stall).await;
+        let mut last = Vec::new();
+        last_chunk(&mut last, fields.as_ref());
+        write(up, &last, write_timeout).await?;
     }
     Ok(())
+}
+
+/// The client's trailer fields, once its body has ended, if it sent any.
+pub(crate) async fn trailers(body: &mut RecvStream, stall: Duration) -> Option<http::HeaderMap> {
+    match tokio::time::timeout(stall, body.trailers()).await {
+        Ok(Ok(Some(fields))) if !fields.is_empty() => Some(fields),
+        _ => None,
+    }
+}
+
+/// Append the last chunk of a chunked request body: `0`, the trailer
+/// fields that may go to a backend (not those about framing, routing or
+/// one connection), and the empty line.
+pub(crate) fn last_chunk(out: &mut Vec<u8>, fields: Option<&http::HeaderMap>) {
+    out.extend_from_slice(b"0\r\n");
+    for (name, value) in fields.into_iter().flatten() {
+        let n = name.as_str();
+        if is(n, &REQUEST_HOP_BY_HOP)
+            || is(
+                n,
+                &["content-length", "transfer-encoding", "host", "trailer"],
+            )
+        {
+            continue;
+        }
+        crate::fast::request::header(out, n.as_bytes(), value.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The most trailer bytes kept from a chunked answer; more is a broken

@@ -144,7 +144,14 @@ async fn outgoing(
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    // A whole body with trailers goes chunked: HTTP/1 carries trailer
+    // fields only there.
+    let fields = match whole && !body.is_end_stream() {
+        true => body::trailers(body, settings.body_timeout).await,
+        false => None,
+    };
     let (framing, streamed) = match (whole, declared) {
+        (true, _) if fields.is_some() => (BodyHead::Chunked, None),
         (true, _) if data.is_empty() && declared.is_none() => (BodyHead::None, None),
         (true, _) => (BodyHead::Length(data.len() as u64), None),
         (false, Some(n)) => (BodyHead::Length(n), Some(false)),
@@ -153,11 +160,16 @@ async fn outgoing(
     let mut bytes = Vec::with_capacity(512 + data.len());
     head::write_upstream(&mut bytes, req, framing);
     let head_len = bytes.len();
-    if streamed == Some(true) {
+    if framing == BodyHead::Chunked {
         // What was read so far is the first chunk.
-        bytes.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-        bytes.extend_from_slice(&data);
-        bytes.extend_from_slice(b"\r\n");
+        if !data.is_empty() {
+            bytes.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            bytes.extend_from_slice(&data);
+            bytes.extend_from_slice(b"\r\n");
+        }
+        if streamed.is_none() {
+            body::last_chunk(&mut bytes, fields.as_ref());
+        }
     } else {
         bytes.extend_from_slice(&data);
     }
