@@ -108,6 +108,39 @@ async fn routes_match_in_order_and_unmatched_requests_get_404() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn underscored_headers_neither_route_nor_reach_the_backend_unless_allowed() {
+    let a = Backend::spawn("a").await;
+    let b = Backend::spawn("b").await;
+    let routes = format!(
+        "[pools.a]\nbackends = [{}]\n[pools.b]\nbackends = [{}]\n\
+         [[routes]]\nname = \"beta\"\nmatch = {{ headers = {{ \"x_beta\" = \"1\" }} }}\nsplit = {{ b = 100 }}\n\
+         [[routes]]\nname = \"rest\"\nsplit = {{ a = 100 }}\n",
+        addrs(&[&a]),
+        addrs(&[&b])
+    );
+    // Dropped by default (nginx's rule), whatever the client's protocol.
+    let proxy = ProxyProc::start(&format!("{}{routes}", base_config()));
+    let cl = client();
+    let r = get(&cl, &proxy.url("/u"), &[("x_beta", "1")])
+        .await
+        .unwrap();
+    assert_eq!(r.header("x-backend"), Some("a"), "the header did not route");
+    let seen = a.last_headers.lock().unwrap().clone().expect("a request");
+    assert!(!seen.contains_key("x_beta"), "{seen:?}");
+    drop(proxy);
+    // Allowed: it routes and is passed on.
+    let allowed =
+        base_config().replacen("[proxy]\n", "[proxy]\nunderscores_in_headers = true\n", 1);
+    let proxy = ProxyProc::start(&format!("{allowed}{routes}"));
+    let r = get(&cl, &proxy.url("/u"), &[("x_beta", "1")])
+        .await
+        .unwrap();
+    assert_eq!(r.header("x-backend"), Some("b"));
+    let seen = b.last_headers.lock().unwrap().clone().expect("a request");
+    assert_eq!(seen["x_beta"], "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_80_20_is_within_one_point_over_10000_requests() {
     let onprem = Backend::spawn("onprem").await;
     let cloud = Backend::spawn("cloud").await;

@@ -38,8 +38,23 @@ pub(crate) struct Upstream<'a> {
     pub client_ip: Option<IpAddr>,
     /// The client connection is TLS.
     pub tls: bool,
-    /// Pass header names with underscores (else drop them, as on HTTP/1).
-    pub underscores: bool,
+}
+
+/// Drop the headers whose names contain `_`, as the connection guard does
+/// for HTTP/1 heads when `underscores_in_headers` is off: before routing,
+/// so that no rule sees them on one protocol and not the other.
+pub(crate) fn drop_underscored(headers: &mut HeaderMap) {
+    if !headers.keys().any(|k| k.as_str().contains('_')) {
+        return;
+    }
+    let names: Vec<_> = headers
+        .keys()
+        .filter(|k| k.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
 }
 
 /// The request target: `:path` with its query, `/` when empty.
@@ -83,7 +98,6 @@ pub(crate) fn write_upstream(out: &mut Vec<u8>, req: &Upstream<'_>, body: BodyHe
                 n,
                 &["host", "content-length", "transfer-encoding", "expect"],
             )
-            || (!req.underscores && n.contains('_'))
         {
             continue;
         }
@@ -195,7 +209,6 @@ mod tests {
             headers: &map,
             client_ip: Some("10.0.0.7".parse().unwrap()),
             tls: true,
-            underscores: false,
         };
         let mut out = Vec::new();
         write_upstream(&mut out, &req, body);
@@ -213,7 +226,6 @@ mod tests {
                 ("x-forwarded-for", "1.2.3.4"),
                 ("x-forwarded-proto", "http"),
                 ("content-length", "99"),
-                ("x_secret", "dropped"),
                 ("host", "other"),
             ],
             BodyHead::Length(5),
@@ -240,6 +252,17 @@ mod tests {
         let h = head(&[], BodyHead::Chunked);
         assert!(h.contains("Transfer-Encoding: chunked\r\n"), "{h}");
         assert!(!head(&[], BodyHead::None).contains("Content-Length"));
+    }
+
+    #[test]
+    fn underscored_headers_are_dropped_before_anything_sees_them() {
+        let mut map = HeaderMap::new();
+        map.append("x_secret", HeaderValue::from_static("1"));
+        map.append("x_secret", HeaderValue::from_static("2"));
+        map.append("x-kept", HeaderValue::from_static("3"));
+        drop_underscored(&mut map);
+        assert_eq!(map.len(), 1);
+        assert_eq!(map["x-kept"], "3");
     }
 
     #[test]

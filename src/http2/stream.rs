@@ -46,7 +46,10 @@ pub(crate) async fn serve(
     mut respond: SendResponse<Bytes>,
 ) {
     let snap = control.snapshot();
-    let (parts, mut body) = req.into_parts();
+    let (mut parts, mut body) = req.into_parts();
+    if !snap.config.proxy.underscores_in_headers {
+        head::drop_underscored(&mut parts.headers);
+    }
     let mut ctx = Ctx::new(Some(control.begin_request()));
     ctx.snap = Some(snap.clone());
     let target = head::target(&parts.uri);
@@ -75,7 +78,6 @@ pub(crate) async fn serve(
                         headers: &parts.headers,
                         client_ip,
                         tls: conn.tls,
-                        underscores: snap.config.proxy.underscores_in_headers,
                     };
                     proxy(&mut ctx, &snap, &req, &mut body, &mut respond).await
                 }

@@ -75,6 +75,20 @@ impl ProxyHttp for CutoverProxy {
             // HTTP/2 flow control can stall a response with no socket write
             // pending, which the guard cannot see: Pingora's own deadline.
             session.set_write_timeout(Some(p.send_timeout));
+            if !p.underscores_in_headers {
+                // The guard drops these from HTTP/1 heads; HTTP/2 heads
+                // never pass through it.
+                let names: Vec<http::HeaderName> = session
+                    .req_header()
+                    .headers
+                    .keys()
+                    .filter(|k| k.as_str().contains('_'))
+                    .cloned()
+                    .collect();
+                for name in names {
+                    let _ = session.req_header_mut().remove_header(&name);
+                }
+            }
         }
         ctx.snap = Some(snap);
         Ok(())
