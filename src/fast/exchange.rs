@@ -56,6 +56,30 @@ pub(crate) struct Attempt<'a> {
     pub read_timeout: Duration,
 }
 
+impl<'a> Attempt<'a> {
+    /// An attempt on backend `id` of `snap` sending `request`, whose first
+    /// `head_len` bytes are the head, under the proxy's deadlines.
+    pub(crate) fn new(
+        snap: &'a crate::snapshot::Snapshot,
+        id: crate::snapshot::BackendId,
+        request: &'a [u8],
+        head_len: usize,
+    ) -> Attempt<'a> {
+        let settings = &snap.config.proxy;
+        let pool = &snap.pools[id.pool];
+        let backend = &pool.backends[id.backend];
+        Attempt {
+            backend,
+            pool: &pool.name,
+            key: upstream::Key::of(backend),
+            request,
+            head_len,
+            connect_timeout: settings.connect_timeout,
+            read_timeout: settings.read_timeout,
+        }
+    }
+}
+
 /// A connection to the attempt's backend: a pooled one if one is usable
 /// (unless `fresh`), else a new one; and whether it was pooled.
 pub(crate) async fn connect(a: &Attempt<'_>, fresh: bool) -> Result<(Conn, bool), AttemptError> {

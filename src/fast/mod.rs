@@ -225,22 +225,11 @@ fn plan<'a>(
     req: &Request<'a>,
     tagged: bool,
 ) -> (Attempt<'a>, ClientSide<'a>) {
-    let settings = &snap.config.proxy;
-    let pool = &snap.pools[id.pool];
-    let backend = &pool.backends[id.backend];
-    let attempt = Attempt {
-        backend,
-        pool: &pool.name,
-        key: upstream::Key::of(backend),
-        request: req.head,
-        head_len: req.head_len,
-        connect_timeout: settings.connect_timeout,
-        read_timeout: settings.read_timeout,
-    };
+    let attempt = Attempt::new(snap, id, req.head, req.head_len);
     let side = ClientSide {
         head_request: req.head_request,
         close: req.close,
-        tag: tagged.then_some(&*pool.name),
+        tag: tagged.then_some(attempt.pool),
         http2: false,
     };
     (attempt, side)
@@ -264,9 +253,7 @@ async fn proxy(
     client: &mut GuardedStream,
 ) -> Answer {
     let settings = &snap.config.proxy;
-    let tagged = ctx
-        .route
-        .is_some_and(|ri| snap.routes[ri].override_header.is_some());
+    let tagged = decide::tags_pool(ctx);
     // The next attempt skips the idle pool (a retry after a stale one).
     let mut fresh = false;
     loop {

@@ -100,9 +100,7 @@ pub(super) async fn proxy(
     client: &mut GuardedStream,
 ) -> Answer {
     let settings = &snap.config.proxy;
-    let tagged = ctx
-        .route
-        .is_some_and(|ri| snap.routes[ri].override_header.is_some());
+    let tagged = decide::tags_pool(ctx);
     let mut fresh = false;
     let mut part = Vec::new();
     let mut room = FIRST_ROOM;

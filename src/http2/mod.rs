@@ -23,6 +23,7 @@
 
 mod body;
 mod head;
+mod relay;
 mod stream;
 
 use crate::conn::GuardedStream;

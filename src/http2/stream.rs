@@ -8,17 +8,18 @@
 //! `RST_STREAM`: a stream the client gives up on (rapid reset) stops its
 //! backend work at once and is logged as 499.
 
-use super::body::{self, BodyError, PumpError, Unframe};
+use super::body::{self, BodyError, PumpError};
 use super::head::{self, BodyHead, H2Head, Upstream};
+use super::relay::{relay, synthetic, Answer, Answered};
 use crate::access_log::Entry;
 use crate::control::Control;
 use crate::fast::exchange::{self, Attempt, AttemptError};
-use crate::fast::response::{ClientSide, Final, Framing};
+use crate::fast::response::{ClientSide, Final};
 use crate::fast::{failure_status, upstream, ConnInfo};
 use crate::health::FailureKind;
 use crate::request::decide;
 use crate::request::retry::Failed;
-use crate::request::{Ctx, Synthetic};
+use crate::request::Ctx;
 use crate::route::RequestView;
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
@@ -26,17 +27,6 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 use http::Method;
 use std::sync::Arc;
-
-/// Most of a response read before the client's head is sent: an answer up
-/// to this size goes out whole, its backend connection already back in the
-/// pool.
-const RESPONSE_HOLD: usize = exchange::RESPONSE_BUF;
-
-/// What went to the client.
-struct Answer {
-    status: u16,
-    bytes: usize,
-}
 
 /// Serve one request stream.
 pub(crate) async fn serve(
@@ -94,26 +84,6 @@ pub(crate) async fn serve(
         ..Entry::default()
     };
     decide::finish(&control.metrics, &mut ctx, done);
-}
-
-/// Answer with the proxy's own response.
-fn synthetic(ctx: &mut Ctx, respond: &mut SendResponse<Bytes>, code: u16) -> Answer {
-    ctx.proxy_status = Some(code);
-    let text = Synthetic::closing(code).body();
-    let resp = http::Response::builder()
-        .status(code)
-        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .header(http::header::CONTENT_LENGTH, text.len())
-        .body(());
-    let sent = resp.ok().and_then(|r| respond.send_response(r, false).ok());
-    let sent = sent.is_some_and(|mut s| {
-        s.send_data(Bytes::from_static(text.as_bytes()), true)
-            .is_ok()
-    });
-    Answer {
-        status: code,
-        bytes: if sent { text.len() } else { 0 },
-    }
 }
 
 /// The client's body as the attempts send it.
@@ -182,15 +152,6 @@ async fn outgoing(
     })
 }
 
-/// The backend answered: its connection, head, and the client's head.
-struct Answered<'s> {
-    up: upstream::Conn,
-    key: upstream::Key<'s>,
-    buf: Vec<u8>,
-    head: Final,
-    out: H2Head,
-}
-
 /// Why no backend answer came.
 enum NoAnswer {
     /// The proxy answers with this status.
@@ -212,29 +173,18 @@ async fn attempts<'s>(
         Err(BodyError::TimedOut) => return Err(NoAnswer::Status(408)),
         Err(BodyError::Gone) => return Err(NoAnswer::Gone),
     };
-    let tagged = ctx
-        .route
-        .is_some_and(|ri| snap.routes[ri].override_header.is_some());
+    let tagged = decide::tags_pool(ctx);
     let mut fresh = false;
     loop {
         let Some(id) = decide::begin_attempt(ctx) else {
             return Err(NoAnswer::Status(502));
         };
-        let pool = &snap.pools[id.pool];
-        let backend = &pool.backends[id.backend];
-        let attempt = Attempt {
-            backend,
-            pool: &pool.name,
-            key: upstream::Key::of(backend),
-            request: &out.bytes,
-            head_len: out.head_len,
-            connect_timeout: settings.connect_timeout,
-            read_timeout: settings.read_timeout,
-        };
+        let backend = &snap.pools[id.pool].backends[id.backend];
+        let attempt = Attempt::new(snap, id, &out.bytes, out.head_len);
         let side = ClientSide {
             head_request: req.method == Method::HEAD,
             close: false,
-            tag: tagged.then_some(&*pool.name),
+            tag: tagged.then_some(attempt.pool),
             http2: true,
         };
         let mut buf = Vec::with_capacity(exchange::RESPONSE_BUF);
@@ -367,133 +317,5 @@ async fn proxy(
             status: 499,
             bytes: 0,
         },
-    }
-}
-
-/// Send the backend's answer to the client: whole if it fits in
-/// [`RESPONSE_HOLD`], else streamed as the client's window opens.
-async fn relay(
-    ctx: &mut Ctx,
-    snap: &Snapshot,
-    respond: &mut SendResponse<Bytes>,
-    a: Answered<'_>,
-) -> Answer {
-    let Answered {
-        mut up,
-        key,
-        mut buf,
-        head,
-        out,
-    } = a;
-    let settings = &snap.config.proxy;
-    let mut unframe = Unframe::new(head.framing);
-    let mut payload = Vec::with_capacity(match head.framing {
-        Framing::Length(n) => (n as usize).min(RESPONSE_HOLD),
-        Framing::Empty => 0,
-        _ => RESPONSE_HOLD,
-    });
-    // Read ahead: most answers are complete here.
-    let mut from = head.len;
-    let ended = loop {
-        match unframe.take(&buf[from..], &mut payload) {
-            Ok(Some(took)) => break Ok(from + took == buf.len()),
-            Ok(None) if payload.len() >= RESPONSE_HOLD => break Err(None),
-            Ok(None) => {}
-            Err(kind) => break Err(Some(kind)),
-        }
-        buf.clear();
-        from = 0;
-        match exchange::read_more(&mut up, &mut buf, settings.read_timeout).await {
-            Ok(0) if unframe.until_close() => break Ok(false),
-            Ok(0) => break Err(Some(FailureKind::Reset)),
-            Ok(_) => {}
-            Err(kind) => break Err(Some(kind)),
-        }
-    };
-    let status = head.status;
-    match ended {
-        Err(Some(kind)) => {
-            // Nothing went to the client yet: it gets the proxy's error.
-            decide::record_failure(ctx, kind, true);
-            synthetic(ctx, respond, failure_status(kind))
-        }
-        Ok(clean) => {
-            if clean && head.reusable {
-                upstream::put_idle(&key, up);
-            }
-            let len = payload.len();
-            let trailers = unframe.trailers();
-            let ends = trailers.is_none();
-            let Ok(mut stream) = respond.send_response(out.into_response(), len == 0 && ends)
-            else {
-                return Answer { status, bytes: 0 };
-            };
-            // At most a hold's worth: queued whole, without waiting for
-            // window (the connection's writes keep `send_timeout`).
-            let sent = len == 0 || stream.send_data(Bytes::from(payload), ends).is_ok();
-            if let Some(t) = trailers {
-                let _ = stream.send_trailers(t);
-            }
-            Answer {
-                status,
-                bytes: if sent { len } else { 0 },
-            }
-        }
-        Err(None) => {
-            let Ok(mut stream) = respond.send_response(out.into_response(), false) else {
-                return Answer { status, bytes: 0 };
-            };
-            let mut bytes = 0;
-            loop {
-                let n = payload.len();
-                let piece = Bytes::from(std::mem::replace(
-                    &mut payload,
-                    Vec::with_capacity(RESPONSE_HOLD),
-                ));
-                if body::send(&mut stream, piece, false, settings.send_timeout)
-                    .await
-                    .is_err()
-                {
-                    return Answer { status, bytes };
-                }
-                bytes += n;
-                buf.clear();
-                let read = exchange::read_more(&mut up, &mut buf, settings.read_timeout).await;
-                let end = match read {
-                    Ok(0) if unframe.until_close() => Ok(Some(0)),
-                    Ok(0) => Err(FailureKind::Reset),
-                    Ok(_) => unframe.take(&buf, &mut payload),
-                    Err(kind) => Err(kind),
-                };
-                match end {
-                    Ok(None) => {}
-                    Ok(Some(took)) => {
-                        if took == buf.len() && head.reusable && !unframe.until_close() {
-                            upstream::put_idle(&key, up);
-                        }
-                        let n = payload.len();
-                        let last = Bytes::from(payload);
-                        let trailers = unframe.trailers();
-                        let ends = trailers.is_none();
-                        let ok = body::send(&mut stream, last, ends, settings.send_timeout)
-                            .await
-                            .is_ok();
-                        if let (true, Some(t)) = (ok, trailers) {
-                            let _ = stream.send_trailers(t);
-                        }
-                        return Answer {
-                            status,
-                            bytes: bytes + if ok { n } else { 0 },
-                        };
-                    }
-                    Err(kind) => {
-                        // Mid-body: the client sees the stream reset.
-                        decide::record_failure(ctx, kind, true);
-                        stream.send_reset(h2::Reason::INTERNAL_ERROR);
-                        return Answer { status, bytes };
-                    }
-                }
-            }
-        }
     }
 }

@@ -70,6 +70,18 @@ pub fn choose_pool(
     ctx.pool = Some(select::choose_pool(route, &snap.pools, bucket, forced, now));
 }
 
+/// Whether the answer names the pool that served (`X-Cutover-Pool`): the
+/// request's route has an override header.
+pub fn tags_pool(ctx: &Ctx) -> bool {
+    match (ctx.snap.as_ref(), ctx.route) {
+        (Some(snap), Some(ri)) => snap
+            .routes
+            .get(ri)
+            .is_some_and(|r| r.override_header.is_some()),
+        _ => false,
+    }
+}
+
 /// Start the next attempt: pick an untried backend and count it (or, after
 /// [`retry_same_backend`], the same backend again, not counted as a retry).
 /// `None` when every backend of the route was tried.
