@@ -162,6 +162,9 @@ async fn invalid_and_half_written_files_change_nothing() {
         f.write_all(piece.as_bytes()).unwrap();
     }
     wait_applied(&proxy, &next).await;
+    // Some load after the good file is in, so that the split it sets is
+    // seen (the load could otherwise stop at the moment it applies).
+    load.wait_answered(200).await;
     let result = load.finish().await;
     assert!(
         result.failed.is_empty(),

@@ -14,23 +14,27 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-/// The client type.
-pub type HttpClient = Client<Connector, Full<Bytes>>;
+/// Where an authority that is not an address really is, per client (tests
+/// run side by side, each with its own proxy behind the same host names).
+type Routes = Arc<Mutex<HashMap<String, SocketAddr>>>;
 
-/// Where an authority that is not an address really is.
-fn routes() -> &'static Mutex<HashMap<String, SocketAddr>> {
-    static ROUTES: OnceLock<Mutex<HashMap<String, SocketAddr>>> = OnceLock::new();
-    ROUTES.get_or_init(Default::default)
+/// The client: hyper's pooled client, and its connector's routes.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<Connector, Full<Bytes>>,
+    routes: Routes,
 }
 
 /// Connects to the address a request's authority stands for.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Connector;
+#[derive(Debug, Clone, Default)]
+pub struct Connector {
+    routes: Routes,
+}
 
 impl tower_service::Service<http::Uri> for Connector {
     type Response = TokioIo<TcpStream>;
@@ -43,7 +47,7 @@ impl tower_service::Service<http::Uri> for Connector {
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         let authority = uri.authority().map_or(String::new(), |a| a.to_string());
-        let known = routes().lock().unwrap().get(&authority).copied();
+        let known = self.routes.lock().unwrap().get(&authority).copied();
         Box::pin(async move {
             let tcp = match known {
                 Some(addr) => TcpStream::connect(addr).await?,
@@ -68,7 +72,11 @@ pub fn client() -> HttpClient {
     if http2_clients() {
         builder.http2_only(true);
     }
-    builder.build(Connector)
+    let connector = Connector::default();
+    HttpClient {
+        routes: connector.routes.clone(),
+        inner: builder.build(connector),
+    }
 }
 
 /// Whether this run's clients speak HTTP/2.
@@ -116,7 +124,7 @@ pub async fn send(
             .as_str()
             .parse()
             .map_err(|e| format!("{e}"))?;
-        routes().lock().unwrap().insert(host.to_string(), addr);
+        client.routes.lock().unwrap().insert(host.to_string(), addr);
         let mut parts = uri.into_parts();
         parts.authority = Some(host.parse().map_err(|e| format!("{e}"))?);
         uri = http::Uri::from_parts(parts).map_err(|e| format!("{e}"))?;
@@ -131,7 +139,11 @@ pub async fn send(
     let req = req
         .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|e| e.to_string())?;
-    let resp = client.request(req).await.map_err(|e| format!("{e:?}"))?;
+    let resp = client
+        .inner
+        .request(req)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp
