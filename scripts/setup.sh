@@ -25,6 +25,10 @@ for what in "${@:-build}"; do
       # The status page is tested in a real headless browser.
       command -v chromium >/dev/null 2>&1 || want+=(chromium fonts-dejavu-core)
       command -v promtool >/dev/null 2>&1 || want+=(prometheus)
+      # tests/import.rs validates its corpus with, and runs it in, the
+      # real nginx and HAProxy.
+      command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
+      command -v haproxy >/dev/null 2>&1 || want+=(haproxy)
       ;;
     fleet)
       # `cutover demo --fleet` runs a real etcd on loopback.

@@ -45,6 +45,7 @@ mod demo;
 pub mod fast;
 mod health;
 mod http2;
+pub mod import;
 mod lifecycle;
 mod metrics;
 mod proxy;

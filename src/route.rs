@@ -80,6 +80,11 @@ impl RouteMatch {
                         && host.is_char_boundary(host.len() - suffix.len())
                         && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
                 }
+                HostPattern::Prefix(start) => {
+                    host.len() > start.len()
+                        && host.is_char_boundary(start.len())
+                        && host[..start.len()].eq_ignore_ascii_case(start)
+                }
             };
             if !ok {
                 return false;
@@ -163,6 +168,21 @@ mod tests {
         assert!(m.matches(&view(&get, Some("a.b.Example.com:443"), "/", &h)));
         assert!(!m.matches(&view(&get, Some("example.com"), "/", &h)));
         assert!(!m.matches(&view(&get, Some("badexample.com"), "/", &h)));
+    }
+
+    #[test]
+    fn prefix_hosts_match_on_the_first_labels() {
+        let m = RouteMatch {
+            host: Some(HostPattern::Prefix("api.".into())),
+            ..Default::default()
+        };
+        let get = Method::GET;
+        let h = HeaderMap::new();
+        assert!(m.matches(&view(&get, Some("api.example.com"), "/", &h)));
+        assert!(m.matches(&view(&get, Some("API.other.org:8080"), "/", &h)));
+        assert!(!m.matches(&view(&get, Some("api"), "/", &h)));
+        assert!(!m.matches(&view(&get, Some("api."), "/", &h)));
+        assert!(!m.matches(&view(&get, Some("www.api.example.com"), "/", &h)));
     }
 
     #[test]

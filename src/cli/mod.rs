@@ -1,4 +1,4 @@
-//! The command line: `run`, `check`, `demo`, `status`.
+//! The command line: `run`, `check`, `demo`, `status`, `import`.
 //!
 //! Exit codes: 0 ok; 1 invalid config or failed check; 2 usage error (from
 //! clap). Errors are printed as one line an operator can act on, never as a
@@ -65,6 +65,21 @@ pub enum Command {
         #[arg(long)]
         fleet: bool,
     },
+    /// Turn an nginx or HAProxy config into a cutover config, with a report
+    /// of every directive (exit 0 complete, 3 with differences, 4 blocking
+    /// items left behind).
+    Import {
+        /// Whose config: nginx or haproxy.
+        source: crate::import::Source,
+        /// The main config file (nginx.conf, haproxy.cfg).
+        file: PathBuf,
+        /// Write the cutover config here (default: standard output).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// Show a running proxy's routes, splits, shifts, pools and backends.
     Status {
         /// The admin endpoint: a URL or IP:port (default: from `-c`, else
@@ -121,6 +136,12 @@ pub fn main(cli: Cli) -> i32 {
             plain,
             fleet,
         } => crate::demo::run(duration, plain, fleet),
+        Command::Import {
+            source,
+            file,
+            output,
+            report,
+        } => import(source, &file, output.as_deref(), report.as_deref()),
         Command::Status {
             admin,
             config,
@@ -156,6 +177,39 @@ fn status_command(admin: &str, token: Option<&str>) -> i32 {
             1
         }
     }
+}
+
+fn import(
+    source: crate::import::Source,
+    file: &std::path::Path,
+    output: Option<&std::path::Path>,
+    report: Option<&std::path::Path>,
+) -> i32 {
+    let imported = match crate::import::import(source, file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("cutover import: {e}");
+            return 1;
+        }
+    };
+    eprint!("{}", imported.report.render_text());
+    if let Some(path) = report {
+        let json = serde_json::to_string_pretty(&imported.report.to_json()).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, json + "\n") {
+            eprintln!("cutover import: {}: {e}", path.display());
+            return 1;
+        }
+    }
+    match output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &imported.toml) {
+                eprintln!("cutover import: {}: {e}", path.display());
+                return 1;
+            }
+        }
+        None => print!("{}", imported.toml),
+    }
+    imported.report.exit_code()
 }
 
 fn check(path: &std::path::Path, skip_dns: bool) -> i32 {

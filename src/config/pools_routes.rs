@@ -143,7 +143,8 @@ pub struct SplitEntry {
 /// Request matching for a route. Empty parts match everything.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RouteMatch {
-    /// Host (without port), lowercase; `*.example.com` matches subdomains.
+    /// Host (without port), lowercase; `*.example.com` matches subdomains,
+    /// `api.*` hosts that start with `api.`.
     pub host: Option<HostPattern>,
     /// Path prefix.
     pub path_prefix: Option<String>,
@@ -160,6 +161,9 @@ pub enum HostPattern {
     Exact(String),
     /// `*.suffix`: any subdomain; holds `.suffix` (lowercase).
     Wildcard(String),
+    /// `prefix.*`: any host that starts with `prefix.` (nginx's `mail.*`,
+    /// HAProxy's `hdr_beg(host)`); holds `prefix.` (lowercase).
+    Prefix(String),
 }
 
 /// What pins a user to a pool.

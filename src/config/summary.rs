@@ -148,6 +148,7 @@ fn route_summary(s: &mut String, cfg: &Config, route: &RouteConfig) {
     match &m.host {
         Some(HostPattern::Exact(h)) => conds.push(format!("host {h}")),
         Some(HostPattern::Wildcard(h)) => conds.push(format!("host *{h}")),
+        Some(HostPattern::Prefix(h)) => conds.push(format!("host {h}*")),
         None => {}
     }
     if let Some(p) = &m.path_prefix {

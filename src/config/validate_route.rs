@@ -169,9 +169,14 @@ impl Validator<'_> {
             None => None,
             Some(h) => {
                 let lower = h.get_ref().trim().to_ascii_lowercase();
-                let (pattern, bare) = match lower.strip_prefix("*.") {
-                    Some(rest) => (HostPattern::Wildcard(format!(".{rest}")), rest.to_string()),
-                    None => (HostPattern::Exact(lower.clone()), lower.clone()),
+                let (pattern, bare) = match (lower.strip_prefix("*."), lower.strip_suffix(".*")) {
+                    (Some(rest), _) => {
+                        (HostPattern::Wildcard(format!(".{rest}")), rest.to_string())
+                    }
+                    (None, Some(start)) => {
+                        (HostPattern::Prefix(format!("{start}.")), start.to_string())
+                    }
+                    (None, None) => (HostPattern::Exact(lower.clone()), lower.clone()),
                 };
                 let ok = !bare.is_empty()
                     && bare
@@ -182,7 +187,7 @@ impl Validator<'_> {
                         h.span(),
                         format!("{field}.host"),
                         format!(
-                            "{:?} is not a host name (without port; \"*.example.com\" for subdomains)",
+                            "{:?} is not a host name (without port; \"*.example.com\" for subdomains, \"api.*\" for a first label)",
                             h.get_ref()
                         ),
                     ));

@@ -15,7 +15,9 @@ fn covers(earlier: &RouteMatch, later: &RouteMatch) -> bool {
         (Some(HostPattern::Exact(a)), Some(HostPattern::Exact(b))) => a == b,
         (Some(HostPattern::Wildcard(a)), Some(HostPattern::Exact(b))) => b.ends_with(a.as_str()),
         (Some(HostPattern::Wildcard(a)), Some(HostPattern::Wildcard(b))) => b.ends_with(a.as_str()),
-        (Some(HostPattern::Exact(_)), Some(HostPattern::Wildcard(_))) => false,
+        (Some(HostPattern::Prefix(a)), Some(HostPattern::Exact(b))) => b.starts_with(a.as_str()),
+        (Some(HostPattern::Prefix(a)), Some(HostPattern::Prefix(b))) => b.starts_with(a.as_str()),
+        (Some(_), Some(_)) => false,
     };
     let path = match (&earlier.path_prefix, &later.path_prefix) {
         (None, _) => true,

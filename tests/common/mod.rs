@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod corpus;
 pub mod etcd;
 pub mod h2raw;
 pub mod load;

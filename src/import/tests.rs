@@ -1,0 +1,115 @@
+//! Imports of small configs written for one rule each: what must block,
+//! what converts whole, and the report's exit codes.
+
+use super::{import, Source, Verdict};
+use std::path::Path;
+
+fn run(source: Source, files: &[(&str, &str)]) -> super::Imported {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, text).expect("write");
+    }
+    import(source, &dir.path().join(files[0].0)).expect("import")
+}
+
+fn verdict_of(i: &super::Imported, directive: &str) -> Option<Verdict> {
+    i.report
+        .items
+        .iter()
+        .find(|x| x.directive.starts_with(directive))
+        .map(|x| x.verdict)
+}
+
+#[test]
+fn nginx_routing_it_cannot_express_blocks() {
+    let i = run(
+        Source::Nginx,
+        &[(
+            "nginx.conf",
+            "http {\n upstream app { server 10.0.0.1:8080; }\n server {\n  listen 80;\n  location / { proxy_pass http://app; }\n  location ~ \\.php$ { proxy_pass http://app; }\n  location /old/ { rewrite ^/old/(.*)$ /new/$1 break; proxy_pass http://app; }\n  location /admin/ { allow 10.0.0.0/8; deny all; proxy_pass http://app; }\n  location /v2/ { proxy_pass http://app/v3/; }\n }\n}\n",
+        )],
+    );
+    assert_eq!(i.report.exit_code(), 4);
+    for d in [
+        "location ~",
+        "rewrite",
+        "allow",
+        "deny all",
+        "proxy_pass http://app/v3/",
+    ] {
+        assert_eq!(
+            verdict_of(&i, d),
+            Some(Verdict::Blocking),
+            "{d}: {}",
+            i.report.render_text()
+        );
+    }
+    // What could be converted still is.
+    assert!(i.toml.contains("path_prefix = \"/admin/\""), "{}", i.toml);
+}
+
+#[test]
+fn nginx_that_converts_whole_exits_zero() {
+    let i = run(
+        Source::Nginx,
+        &[
+            ("nginx.conf", "events {}\nhttp {\n include sites/*.conf;\n}\n"),
+            (
+                "sites/a.conf",
+                "upstream app { server 10.0.0.1:8080 weight=2 max_fails=0; server 10.0.0.2:8080 max_fails=0; }\nserver {\n listen 127.0.0.1:8080;\n server_name .example.com mail.*;\n location / { proxy_pass http://app; proxy_set_header Host $host; }\n}\n",
+            ),
+        ],
+    );
+    assert_eq!(i.report.exit_code(), 0, "{}", i.report.render_text());
+    for host in ["\"example.com\"", "\"*.example.com\"", "\"mail.*\""] {
+        assert!(i.toml.contains(&format!("host = {host}")), "{}", i.toml);
+    }
+    assert!(i.toml.contains("outlier = false"));
+    assert!(i
+        .report
+        .items
+        .iter()
+        .any(|x| x.file.ends_with("sites/a.conf")));
+}
+
+#[test]
+fn haproxy_negation_and_denials_block() {
+    let i = run(
+        Source::Haproxy,
+        &[(
+            "haproxy.cfg",
+            "defaults\n mode http\nfrontend fe\n bind :8080\n acl api path_beg /api\n http-request deny if { path_beg /internal }\n use_backend b if !api\n default_backend b\nbackend b\n server s 10.0.0.1:80\n",
+        )],
+    );
+    assert_eq!(i.report.exit_code(), 4);
+    assert_eq!(verdict_of(&i, "http-request deny"), Some(Verdict::Blocking));
+    assert_eq!(
+        verdict_of(&i, "use_backend b if !api"),
+        Some(Verdict::Blocking)
+    );
+}
+
+#[test]
+fn haproxy_tcp_mode_blocks_and_bad_syntax_is_an_error() {
+    let i = run(
+        Source::Haproxy,
+        &[(
+            "haproxy.cfg",
+            "listen db\n mode tcp\n bind :5432\n server s 10.0.0.1:5432\n",
+        )],
+    );
+    assert_eq!(verdict_of(&i, "mode tcp"), Some(Verdict::Blocking));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("bad.cfg");
+    std::fs::write(&p, "frontend fe\n acl x hdr(host) \"open\n").expect("write");
+    let e = import(Source::Haproxy, &p)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.ends_with(":2:1: unterminated quoted string"), "{e}");
+    assert!(import(Source::Nginx, Path::new("/nonexistent/nginx.conf")).is_err());
+}
