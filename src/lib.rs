@@ -48,6 +48,7 @@ mod http2;
 pub mod import;
 mod lifecycle;
 mod metrics;
+pub mod migration;
 mod proxy;
 mod reload;
 pub mod request;

@@ -97,6 +97,8 @@ async fn the_page_shows_routes_shift_gate_pools_and_events() {
         "healthy",
         "last 10 s:",
         "api: running at step 2 (50 %): advanced by operator",
+        // The migration report's chart, inline.
+        "id=\"share-api\"",
     ] {
         assert!(dom.contains(want), "{want:?} not rendered:\n{dom}");
     }

@@ -11,6 +11,8 @@
 //! | GET `/services` | one entry per backend: name, pool, addr, status, weight |
 //! | GET `/status` | config, routes (splits, shift), pools and backends |
 //! | GET `/metrics` | Prometheus text format |
+//! | GET `/report` | the migration report: formulas, projection, costs, history |
+//! | GET `/report.svg` | its chart (SVG) |
 //! | POST `/reload` | reload the config file: 200 with the summary, or 422 |
 //! | POST `/routes/{route}/shift/{pause,resume,advance,rollback}` | control a shift |
 //! | PUT `/routes/{route}/split` | set a split by hand (pauses the shift) |
@@ -167,7 +169,14 @@ impl AdminApi {
             return r;
         }
         let need = match seg.as_slice() {
-            [""] | ["healthz"] | ["readyz"] | ["services"] | ["status"] | ["metrics"] => Need::Read,
+            [""]
+            | ["healthz"]
+            | ["readyz"]
+            | ["services"]
+            | ["status"]
+            | ["metrics"]
+            | ["report"]
+            | ["report.svg"] => Need::Read,
             ["reload"]
             | ["routes", _, "shift", "pause" | "resume" | "advance" | "rollback"]
             | ["routes", _, "split"]
@@ -202,6 +211,20 @@ impl AdminApi {
                 body: STATUS_PAGE.as_bytes().to_vec(),
             },
             ["healthz"] => AdminResponse::json(200, json!({ "status": "healthy" })),
+            ["report"] => {
+                let doc = crate::migration::build(&self.control, &self.control.history);
+                AdminResponse::json(200, serde_json::to_value(doc).unwrap_or(Value::Null))
+            }
+            ["report.svg"] => AdminResponse {
+                status: 200,
+                content_type: "image/svg+xml",
+                headers: Vec::new(),
+                body: crate::migration::svg::render(&crate::migration::build(
+                    &self.control,
+                    &self.control.history,
+                ))
+                .into_bytes(),
+            },
             ["readyz"] => self.readyz(),
             ["services"] => AdminResponse::json(200, status::services(&self.control)),
             ["status"] => {

@@ -114,6 +114,10 @@ impl BackgroundService for ControlPlane {
             self.control.clone(),
             shutdown.clone(),
         ));
+        let report = tokio::spawn(crate::migration::run(
+            self.control.clone(),
+            shutdown.clone(),
+        ));
         let file_watch = self.file_watch.lock().ok().and_then(|mut w| w.take());
         let watch = match (self.reloader.clone(), file_watch) {
             (Some(r), Some(w)) => Some(tokio::spawn(crate::reload::watch::run(
@@ -139,6 +143,7 @@ impl BackgroundService for ControlPlane {
         let _ = health.await;
         let _ = ticker.await;
         let _ = fleet.await;
+        let _ = report.await;
         if let Some(w) = watch {
             let _ = w.await;
         }

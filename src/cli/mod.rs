@@ -1,4 +1,4 @@
-//! The command line: `run`, `check`, `demo`, `status`, `import`.
+//! The command line: `run`, `check`, `demo`, `status`, `import`, `report`.
 //!
 //! Exit codes: 0 ok; 1 invalid config or failed check; 2 usage error (from
 //! clap). Errors are printed as one line an operator can act on, never as a
@@ -80,6 +80,27 @@ pub enum Command {
         #[arg(long)]
         report: Option<PathBuf>,
     },
+    /// The migration report of a running proxy: per route, the cost,
+    /// performance and loss formulas filled from live figures, the
+    /// projection with all traffic on the new pool, and the shift's history.
+    Report {
+        /// The admin endpoint: a URL or IP:port (default: from `-c`, else
+        /// http://127.0.0.1:9901).
+        #[arg(long)]
+        admin: Option<String>,
+        /// Read the admin address and token from this config file.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Bearer token for the admin endpoint.
+        #[arg(long, env = "CUTOVER_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Print the report as JSON (as `GET /report` answers).
+        #[arg(long)]
+        json: bool,
+        /// Also draw the chart (share, error rates, p99 over time) to this SVG file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
     /// Show a running proxy's routes, splits, shifts, pools and backends.
     Status {
         /// The admin endpoint: a URL or IP:port (default: from `-c`, else
@@ -142,6 +163,19 @@ pub fn main(cli: Cli) -> i32 {
             output,
             report,
         } => import(source, &file, output.as_deref(), report.as_deref()),
+        Command::Report {
+            admin,
+            config,
+            token,
+            json,
+            svg,
+        } => match status::target(admin.as_deref(), config.as_deref(), token) {
+            Ok((admin, token)) => report(&admin, token.as_deref(), json, svg.as_deref()),
+            Err(e) => {
+                eprintln!("cutover report: {e}");
+                1
+            }
+        },
         Command::Status {
             admin,
             config,
@@ -154,6 +188,48 @@ pub fn main(cli: Cli) -> i32 {
             }
         },
     }
+}
+
+fn report(admin: &str, token: Option<&str>, json: bool, svg: Option<&std::path::Path>) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cutover report: {e}");
+            return 1;
+        }
+    };
+    let value = match rt.block_on(status::fetch_path(admin, "/report", token)) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("cutover report: {e}");
+            return 1;
+        }
+    };
+    let doc: crate::migration::ReportDoc = match serde_json::from_value(value.clone()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("cutover report: {admin}/report is not a report this version reads: {e}");
+            return 1;
+        }
+    };
+    if let Some(path) = svg {
+        if let Err(e) = std::fs::write(path, crate::migration::svg::render(&doc)) {
+            eprintln!("cutover report: {}: {e}", path.display());
+            return 1;
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else {
+        print!("{}", crate::migration::text::render(&doc));
+    }
+    0
 }
 
 fn status_command(admin: &str, token: Option<&str>) -> i32 {

@@ -82,7 +82,16 @@ fn table(out: &mut String, headers: &[&str], right: &[bool], rows: &[Vec<String>
 
 /// Fetch `/status` from `admin` (a base URL) with an optional bearer token.
 pub(super) async fn fetch(admin: &str, token: Option<&str>) -> Result<Value, String> {
-    let url = format!("{}/status", admin.trim_end_matches('/'));
+    fetch_path(admin, "/status", token).await
+}
+
+/// GET `path` (JSON) from the admin endpoint `admin`.
+pub(super) async fn fetch_path(
+    admin: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<Value, String> {
+    let url = format!("{}{path}", admin.trim_end_matches('/'));
     let mut req = http::Request::get(&url);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));

@@ -19,6 +19,7 @@ mod validate;
 mod validate_admin;
 mod validate_cluster;
 mod validate_pool;
+mod validate_report;
 mod validate_route;
 mod validate_shift;
 mod warnings;
@@ -53,6 +54,9 @@ pub struct Config {
     pub access_log: AccessLogTarget,
     /// `[cluster]`: the fleet this replica belongs to, if any.
     pub cluster: Option<ClusterSettings>,
+    /// `[report]` and `[pools.*.cost]`: what the migration report costs
+    /// with.
+    pub report: ReportSettings,
     /// `[pools.*]`, in file order. Routes refer to pools by index into this.
     pub pools: Vec<PoolConfig>,
     /// `[[routes]]`, in file order (the first match wins).
@@ -75,6 +79,30 @@ impl Config {
                 r.split.iter().any(|e| e.pool != pool) || r.failover.iter().any(|p| *p != pool)
             })
     }
+}
+
+/// `[report]` and the pools' `cost` tables.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportSettings {
+    /// Currency code shown with the costs.
+    pub currency: String,
+    /// C1: the cost of the system before the migration.
+    pub cost_before: Option<f64>,
+    /// C2: the extra cost of migrating.
+    pub migration_cost: Option<f64>,
+    /// What one failed request costs, to put a price on E.
+    pub failure_cost: Option<f64>,
+    /// Running cost per pool, by pool name.
+    pub pool_costs: Vec<(String, PoolCost)>,
+}
+
+/// `[pools.NAME.cost]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PoolCost {
+    /// Per hour, whatever the traffic.
+    pub per_hour: f64,
+    /// Per million requests served.
+    pub per_million_requests: f64,
 }
 
 /// `[proxy]`

@@ -30,6 +30,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub cluster: Option<Spanned<RawCluster>>,
     #[serde(default)]
+    pub report: Option<Spanned<RawReport>>,
+    #[serde(default)]
     pub pools: BTreeMap<String, Spanned<RawPool>>,
     #[serde(default)]
     pub routes: Vec<Spanned<RawRoute>>,
@@ -103,6 +105,24 @@ pub struct RawCluster {
     pub ca: Option<SStr>,
 }
 
+/// `[report]`: the migration report's fixed costs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReport {
+    pub currency: Option<SStr>,
+    pub cost_before: Option<Spanned<f64>>,
+    pub migration_cost: Option<Spanned<f64>>,
+    pub failure_cost: Option<Spanned<f64>>,
+}
+
+/// `[pools.NAME.cost]`: a pool's running cost.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPoolCost {
+    pub per_hour: Option<Spanned<f64>>,
+    pub per_million_requests: Option<Spanned<f64>>,
+}
+
 /// `[log]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,6 +138,7 @@ pub struct RawPool {
     pub health: Option<Spanned<RawHealth>>,
     pub tls: Option<Spanned<RawUpstreamTls>>,
     pub outlier: Option<Spanned<RawOutlier>>,
+    pub cost: Option<Spanned<RawPoolCost>>,
 }
 
 /// A backend: `"10.0.0.11:80"` or `{ addr = "10.0.0.12:80", weight = 2 }`.

@@ -50,6 +50,7 @@ pub(super) fn validate(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let state_path = raw.state.map(|s| v.file_path(&s.path));
     let access_log = v.access_log(raw.log)?;
     let cluster = raw.cluster.as_ref().map(|c| v.cluster(c)).transpose()?;
+    let report = v.report(raw.report.as_ref(), &raw.pools)?;
     let pools = v.pools(raw.pools)?;
     let routes = v.routes(raw.routes, &pools)?;
     Ok(Config {
@@ -60,6 +61,7 @@ pub(super) fn validate(text: &str, path: &Path) -> Result<Config, ConfigError> {
         state_path,
         access_log,
         cluster,
+        report,
         pools,
         routes,
     })

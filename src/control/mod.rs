@@ -89,6 +89,8 @@ pub struct Control {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// The last things that happened (transitions, actions, reloads).
     pub events: Events,
+    /// The migration report's history (samples every 10 s).
+    pub history: crate::migration::History,
 }
 
 fn unix_seconds(t: SystemTime) -> f64 {
@@ -165,6 +167,11 @@ impl Control {
             .collect::<Result<Vec<_>, _>>()?;
         metrics.reloads.with_label_values(&["ok"]).inc();
         metrics.last_reload_success.set(unix_seconds(st.loaded_at));
+        // The report's history lives next to the state file, if any.
+        let history = match &st.config.state_path {
+            Some(p) => crate::migration::History::load(&crate::migration::history::file_for(p)),
+            None => crate::migration::History::default(),
+        };
         let cluster = st
             .config
             .cluster
@@ -180,6 +187,7 @@ impl Control {
             published: tokio::sync::watch::Sender::new(1),
             cluster,
             events: Events::default(),
+            history,
         });
         if rewrite {
             control.persist(&control.lock());

@@ -190,29 +190,37 @@ impl Sums {
 
     /// The figures the gate judges: p99 as the upper bound of its bucket.
     pub fn figures(&self) -> Figures {
-        let mut f = Figures {
+        Figures {
             requests: self.requests,
             errors: self.errors,
-            p99: None,
-        };
+            p99: self.quantile(0.99),
+        }
+    }
+
+    /// The `q` quantile of the latencies (0 < q ≤ 1), as the upper bound of
+    /// the bucket holding it (so it never under-reports); `None` without
+    /// answers.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
         let seen: u64 = self.latency.iter().fold(0u64, |a, b| a.saturating_add(*b));
-        if seen > 0 {
-            let rank = seen.saturating_mul(99).div_ceil(100);
-            let mut acc: u64 = 0;
-            for (i, h) in self.latency.iter().enumerate() {
-                acc = acc.saturating_add(*h);
-                if acc >= rank {
-                    let bound = if BOUNDS_MS[i].is_finite() {
-                        BOUNDS_MS[i]
-                    } else {
-                        30_000.0
-                    };
-                    f.p99 = Some(Duration::from_secs_f64(bound / 1000.0));
-                    break;
-                }
+        if seen == 0 {
+            return None;
+        }
+        // In ten-thousandths, so 0.99 ranks exactly as `seen * 99 / 100`.
+        let per_10k = (q * 10_000.0).round().clamp(1.0, 10_000.0) as u64;
+        let rank = seen.saturating_mul(per_10k).div_ceil(10_000).clamp(1, seen);
+        let mut acc: u64 = 0;
+        for (i, h) in self.latency.iter().enumerate() {
+            acc = acc.saturating_add(*h);
+            if acc >= rank {
+                let bound = if BOUNDS_MS[i].is_finite() {
+                    BOUNDS_MS[i]
+                } else {
+                    30_000.0
+                };
+                return Some(Duration::from_secs_f64(bound / 1000.0));
             }
         }
-        f
+        None
     }
 }
 
