@@ -51,13 +51,22 @@ pub(crate) fn list(addrs: &[SocketAddr]) -> String {
 fn demo_config(onprem: &[SocketAddr], cloud: &[SocketAddr], hold: Duration) -> String {
     format!(
         r#"{LOOPBACK}
+# What the migration report prices it with (`cutover report`).
+[report]
+currency = "CNY"
+cost_before = 500000
+migration_cost = 200000
+failure_cost = 0.05
+
 [pools.onprem]
 backends = [{onprem}]
 health = {{ path = "/healthz", interval = "500ms", timeout = "300ms", rise = 2, fall = 2 }}
+cost = {{ per_hour = 12.0 }}
 
 [pools.cloud]
 backends = [{cloud}]
 health = {{ path = "/healthz", interval = "500ms", timeout = "300ms", rise = 2, fall = 2 }}
+cost = {{ per_hour = 4.0, per_million_requests = 0.2 }}
 
 [[routes]]
 name = "demo"

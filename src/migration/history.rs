@@ -141,18 +141,18 @@ pub fn steps(points: &[Point], new: &str) -> Vec<StepSummary> {
         let (Some(step), Some(state)) = (p.step, p.state.as_deref()) else {
             continue;
         };
-        if state == "rolled_back" {
-            // The rollback ends the step it happened on.
-            if let Some(last) = out.last_mut().filter(|l| !l.rolled_back) {
-                last.rolled_back = true;
-                last.to = p.t;
+        let rollback = state == "rolled_back";
+        if rollback {
+            // The rollback ends the step it happened on; the sample that
+            // sees it holds the step's last seconds (the breach) and the
+            // gate's verdict on them.
+            match out.last() {
+                Some(last) if !last.rolled_back => {}
+                _ => continue,
             }
+        } else if step == 0 || state == "idle" {
             continue;
-        }
-        if step == 0 || state == "idle" {
-            continue;
-        }
-        if out.last().is_none_or(|s| s.step != step || s.rolled_back) {
+        } else if out.last().is_none_or(|s| s.step != step || s.rolled_back) {
             acc = (0, 0, 0);
             out.push(StepSummary {
                 step,
@@ -169,6 +169,7 @@ pub fn steps(points: &[Point], new: &str) -> Vec<StepSummary> {
         let np = p.pools.iter().find(|x| x.pool == new);
         let Some(s) = out.last_mut() else { continue };
         s.to = p.t;
+        s.rolled_back = rollback;
         if p.verdict.is_some() {
             s.verdict = p.verdict.clone();
         }
@@ -217,8 +218,9 @@ mod tests {
             point(0, 0, "idle", 0, 0),
             point(10, 1, "running", 100, 0),
             point(20, 1, "running", 100, 2),
-            point(30, 2, "running", 500, 50),
-            point(40, 0, "rolled_back", 0, 0),
+            point(30, 2, "running", 400, 40),
+            point(40, 0, "rolled_back", 100, 10),
+            point(50, 0, "rolled_back", 0, 0),
         ];
         let s = steps(&pts, "cloud");
         assert_eq!(s.len(), 2);
@@ -226,7 +228,9 @@ mod tests {
         assert!((s[0].rps - 10.0).abs() < 1e-9);
         assert!((s[0].failure_rate - 0.01).abs() < 1e-9);
         assert!(s[1].rolled_back && !s[0].rolled_back);
+        assert_eq!(s[1].to, 40);
         assert!((s[1].failure_rate - 0.1).abs() < 1e-9);
+        assert!((s[1].rps - 25.0).abs() < 1e-9);
     }
 
     #[test]

@@ -152,7 +152,25 @@ fn route(out: &mut String, r: &RouteReport, top: f64) {
         None,
         pts,
     );
+    // The time axis: the first and last sample (UTC).
+    let bottom = y0 + 3.0 * (PANEL_H + 15.0) - 20.0;
+    if !pts.is_empty() {
+        let _ = writeln!(
+            out,
+            r#"<text x="{LEFT}" y="{bottom}">{}</text><text x="{}" y="{bottom}" text-anchor="end">{}</text>"#,
+            clock(t0),
+            W - RIGHT,
+            clock(t1)
+        );
+    }
     out.push_str("</g>\n");
+}
+
+/// `HH:MM:SS` (UTC) of Unix seconds `t`, with the date for the first.
+fn clock(t: u64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t);
+    let text = humantime::format_rfc3339_seconds(at).to_string();
+    text.replace('T', " ").trim_end_matches('Z').to_string() + " UTC"
 }
 
 fn panel(
@@ -195,7 +213,11 @@ fn panel(
         r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
         LEFT - 4.0,
         top + 8.0,
-        super::formula::round(top_value)
+        if top_value >= 10.0 {
+            format!("{top_value:.0}")
+        } else {
+            super::formula::round(top_value)
+        }
     );
     let _ = writeln!(
         out,

@@ -92,9 +92,9 @@ fn route(out: &mut String, r: &RouteReport, currency: &str) {
             .map_or(String::new(), |c| format!(", {} {currency}/h", round(c)));
         let _ = writeln!(
             out,
-            "  {}  ({} failed requests/h{cost})",
+            "  {}  ({:.0} failed requests/h{cost})",
             l.failure_rate.text("E", ""),
-            round(l.failed_per_hour)
+            l.failed_per_hour
         );
     }
     if let Some(p) = &r.projection {
@@ -103,11 +103,11 @@ fn route(out: &mut String, r: &RouteReport, currency: &str) {
             .map_or(String::new(), |c| format!(", {} {currency}/h", round(c)));
         let _ = writeln!(
             out,
-            "  at α = 1: p50 {}, p99 {}, E = {} ({} failed/h{cost})",
+            "  at α = 1: p50 {}, p99 {}, E = {} ({:.0} failed/h{cost})",
             opt_ms(p.p50_ms),
             opt_ms(p.p99_ms),
             round(p.failure_rate),
-            round(p.failed_per_hour)
+            p.failed_per_hour
         );
     }
     if let Some(c) = &r.running_cost {
