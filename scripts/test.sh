@@ -42,11 +42,15 @@ cargo test --locked --all-targets 2>&1 | tee -a "$results"
 # suites, tests/edge*.rs, run both paths within themselves.)
 stage="the tests on Pingora's path"
 suites=(--test proxy_core --test failover --test shift --test reload --test lifecycle --test admin --test fleet --test tls_backends)
-CUTOVER_TEST_FAST_PATH=false cargo test --locked "${suites[@]}" --test http2 --test http2_exchange 2>&1 | tee -a "$results"
+# The import parity test (the real nginx and HAProxy beside cutover) and the
+# migration report run here too; the h2 runs leave out the import test (its
+# nginx and HAProxy listeners speak HTTP/1).
+CUTOVER_TEST_FAST_PATH=false cargo test --locked "${suites[@]}" --test http2 --test http2_exchange \
+  --test import --test report 2>&1 | tee -a "$results"
 # And with HTTP/2 clients (h2c by prior knowledge), on each request path:
 # cutover's HTTP/2 path, then Pingora's.
 stage="the tests with HTTP/2 clients"
-CUTOVER_TEST_CLIENT=h2 cargo test --locked "${suites[@]}" 2>&1 | tee -a "$results"
+CUTOVER_TEST_CLIENT=h2 cargo test --locked "${suites[@]}" --test report 2>&1 | tee -a "$results"
 stage="the tests with HTTP/2 clients on Pingora's path"
 CUTOVER_TEST_CLIENT=h2 CUTOVER_TEST_FAST_PATH=false cargo test --locked "${suites[@]}" \
   2>&1 | tee -a "$results"

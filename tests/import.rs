@@ -147,6 +147,29 @@ async fn same_pools(c: &HttpClient, ports: (u16, u16), cases: &[Case<'_>]) {
     }
 }
 
+/// The original proxy (`original`, already started on the corpus) and
+/// cutover on the import, side by side: every case reaches the same pool
+/// through both, and the shares of 10,000 shoppers sent to the cloud agree
+/// within 1 point (and are within 1 point of the configured 20 %).
+async fn parity(c: &Corpus, toml: &str, original: Reaped, name: &str, cases: &[Case<'_>]) {
+    let cutover = ProxyProc::start(&on_port_zero(toml, c));
+    let http = client();
+    ready(&http, c.plain, "shop.example.com").await;
+    ready(&http, cutover.addr.port(), "shop.example.com").await;
+    let ports = (c.plain, cutover.addr.port());
+    same_pools(&http, ports, cases).await;
+    let n = 10_000;
+    let before = cloud_share(&http, ports.0, "shop.example.com", n).await;
+    let after = cloud_share(&http, ports.1, "shop.example.com", n).await;
+    eprintln!("{name} split: cloud {before:.2} % under {name}, {after:.2} % under cutover");
+    assert!(
+        (before - 20.0).abs() <= 1.0 && (after - 20.0).abs() <= 1.0,
+        "{before} {after}"
+    );
+    assert!((before - after).abs() <= 1.0);
+    drop(original);
+}
+
 async fn backends() -> Vec<Backend> {
     let mut v = Vec::new();
     for n in NAMES {
@@ -186,14 +209,11 @@ async fn nginx_corpus_imports_and_routes_like_nginx() {
             .spawn()
             .expect("start nginx"),
     );
-    let cutover = ProxyProc::start(&on_port_zero(&toml, &c));
-    let http = client();
-    ready(&http, c.plain, "shop.example.com").await;
-    ready(&http, cutover.addr.port(), "shop.example.com").await;
-    let ports = (c.plain, cutover.addr.port());
-    same_pools(
-        &http,
-        ports,
+    parity(
+        &c,
+        &toml,
+        nginx,
+        "nginx",
         &[
             (
                 "GET",
@@ -242,16 +262,6 @@ async fn nginx_corpus_imports_and_routes_like_nginx() {
         ],
     )
     .await;
-    let n = 10_000;
-    let original = cloud_share(&http, ports.0, "shop.example.com", n).await;
-    let imported = cloud_share(&http, ports.1, "shop.example.com", n).await;
-    eprintln!("nginx split: cloud {original:.2} % under nginx, {imported:.2} % under cutover");
-    assert!(
-        (original - 20.0).abs() <= 1.0 && (imported - 20.0).abs() <= 1.0,
-        "{original} {imported}"
-    );
-    assert!((original - imported).abs() <= 1.0);
-    drop(nginx);
 }
 
 #[tokio::test]
@@ -284,14 +294,11 @@ async fn haproxy_corpus_imports_and_routes_like_haproxy() {
             .spawn()
             .expect("start haproxy"),
     );
-    let cutover = ProxyProc::start(&on_port_zero(&toml, &c));
-    let http = client();
-    ready(&http, c.plain, "shop.example.com").await;
-    ready(&http, cutover.addr.port(), "shop.example.com").await;
-    let ports = (c.plain, cutover.addr.port());
-    same_pools(
-        &http,
-        ports,
+    parity(
+        &c,
+        &toml,
+        haproxy,
+        "HAProxy",
         &[
             (
                 "GET",
@@ -316,14 +323,4 @@ async fn haproxy_corpus_imports_and_routes_like_haproxy() {
         ],
     )
     .await;
-    let n = 10_000;
-    let original = cloud_share(&http, ports.0, "shop.example.com", n).await;
-    let imported = cloud_share(&http, ports.1, "shop.example.com", n).await;
-    eprintln!("HAProxy split: cloud {original:.2} % under HAProxy, {imported:.2} % under cutover");
-    assert!(
-        (original - 20.0).abs() <= 1.0 && (imported - 20.0).abs() <= 1.0,
-        "{original} {imported}"
-    );
-    assert!((original - imported).abs() <= 1.0);
-    drop(haproxy);
 }

@@ -23,6 +23,29 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Where a running proxy's admin endpoint is (`status`, `report`).
+#[derive(Debug, clap::Args)]
+pub struct AdminTarget {
+    /// The admin endpoint: a URL or IP:port (default: from `-c`, else
+    /// http://127.0.0.1:9901).
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// Read the admin address and token from this config file.
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Bearer token for the admin endpoint.
+    #[arg(long, env = "CUTOVER_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl AdminTarget {
+    /// The admin URL and token to use.
+    fn resolve(self) -> Result<(String, Option<String>), String> {
+        status::target(self.admin.as_deref(), self.config.as_deref(), self.token)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -84,16 +107,9 @@ pub enum Command {
     /// performance and loss formulas filled from live figures, the
     /// projection with all traffic on the new pool, and the shift's history.
     Report {
-        /// The admin endpoint: a URL or IP:port (default: from `-c`, else
-        /// http://127.0.0.1:9901).
-        #[arg(long)]
-        admin: Option<String>,
-        /// Read the admin address and token from this config file.
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-        /// Bearer token for the admin endpoint.
-        #[arg(long, env = "CUTOVER_ADMIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        /// Which proxy to ask.
+        #[command(flatten)]
+        target: AdminTarget,
         /// Print the report as JSON (as `GET /report` answers).
         #[arg(long)]
         json: bool,
@@ -103,16 +119,9 @@ pub enum Command {
     },
     /// Show a running proxy's routes, splits, shifts, pools and backends.
     Status {
-        /// The admin endpoint: a URL or IP:port (default: from `-c`, else
-        /// http://127.0.0.1:9901).
-        #[arg(long)]
-        admin: Option<String>,
-        /// Read the admin address and token from this config file.
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-        /// Bearer token for the admin endpoint.
-        #[arg(long, env = "CUTOVER_ADMIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        /// Which proxy to ask.
+        #[command(flatten)]
+        target: AdminTarget,
     },
 }
 
@@ -163,24 +172,14 @@ pub fn main(cli: Cli) -> i32 {
             output,
             report,
         } => import(source, &file, output.as_deref(), report.as_deref()),
-        Command::Report {
-            admin,
-            config,
-            token,
-            json,
-            svg,
-        } => match status::target(admin.as_deref(), config.as_deref(), token) {
+        Command::Report { target, json, svg } => match target.resolve() {
             Ok((admin, token)) => report(&admin, token.as_deref(), json, svg.as_deref()),
             Err(e) => {
                 eprintln!("cutover report: {e}");
                 1
             }
         },
-        Command::Status {
-            admin,
-            config,
-            token,
-        } => match status::target(admin.as_deref(), config.as_deref(), token) {
+        Command::Status { target } => match target.resolve() {
             Ok((admin, token)) => status_command(&admin, token.as_deref()),
             Err(e) => {
                 eprintln!("cutover status: {e}");

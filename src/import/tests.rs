@@ -113,3 +113,57 @@ fn haproxy_tcp_mode_blocks_and_bad_syntax_is_an_error() {
     assert!(e.ends_with(":2:1: unterminated quoted string"), "{e}");
     assert!(import(Source::Nginx, Path::new("/nonexistent/nginx.conf")).is_err());
 }
+
+#[test]
+fn nginx_https_upstreams_take_the_proxy_ssl_settings() {
+    let i = run(
+        Source::Nginx,
+        &[(
+            "nginx.conf",
+            "http {\n upstream cloud { server api-1.cloud.example:443; server api-2.cloud.example:443; }\n server {\n  listen 8080;\n  location / {\n   proxy_pass https://cloud;\n   proxy_set_header Host $host;\n   proxy_ssl_verify on;\n   proxy_ssl_server_name on;\n   proxy_ssl_name api.cloud.example;\n   proxy_ssl_trusted_certificate /etc/ssl/cloud-ca.pem;\n  }\n }\n}\n",
+        )],
+    );
+    assert!(
+        i.toml.contains(
+            "tls = { verify = true, sni = \"api.cloud.example\", ca = \"/etc/ssl/cloud-ca.pem\" }"
+        ),
+        "{}",
+        i.toml
+    );
+    for d in [
+        "proxy_ssl_verify",
+        "proxy_ssl_server_name",
+        "proxy_ssl_name",
+        "proxy_ssl_trusted_certificate",
+    ] {
+        assert_eq!(verdict_of(&i, d), Some(Verdict::Converted), "{d}");
+    }
+}
+
+#[test]
+fn haproxy_tls_servers_backups_and_timeouts() {
+    // The CA must exist: the result is validated as `cutover check` would.
+    let ca = rcgen::generate_simple_self_signed(vec!["ca.example".to_string()]).expect("cert");
+    let i = run(
+        Source::Haproxy,
+        &[(
+            "haproxy.cfg",
+            "global\n ca-base certs\ndefaults\n mode http\n timeout connect 5000\n timeout server 1m\n timeout client 30s\n retries 3\n option redispatch\nfrontend fe\n bind 127.0.0.1:8080\n default_backend cloud\nbackend cloud\n option httpchk HEAD /ping\n http-check expect status 204\n server c1 api-1.cloud.example:443 ssl verify required ca-file cloud-ca.pem sni str(api.cloud.example) check inter 5s rise 3 fall 2\n server c2 api-2.cloud.example:443 ssl verify required ca-file cloud-ca.pem sni str(api.cloud.example) check inter 5s rise 3 fall 2\n server spare 10.9.9.9:443 ssl verify none backup\n",
+        ), ("certs/cloud-ca.pem", &ca.cert.pem())],
+    );
+    let t = &i.toml;
+    for want in [
+        "connect_timeout = \"5s\"",
+        "read_timeout = \"1m\"",
+        "idle_timeout = \"30s\"",
+        "retries = 3",
+        "tls = { verify = true, sni = \"api.cloud.example\", ca = \"",
+        "certs/cloud-ca.pem\" }",
+        "health = { path = \"/ping\", interval = \"5s\", rise = 3, fall = 2, expect = [204] }",
+        "[pools.cloud-backup]",
+        "failover = [\"cloud-backup\"]",
+    ] {
+        assert!(t.contains(want), "{want} in\n{t}");
+    }
+    assert_eq!(i.report.exit_code(), 0, "{}", i.report.render_text());
+}
