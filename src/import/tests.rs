@@ -2,6 +2,7 @@
 //! what converts whole, and the report's exit codes.
 
 use super::{import, Source, Verdict};
+use proptest::prelude::*;
 use std::path::Path;
 
 fn run(source: Source, files: &[(&str, &str)]) -> super::Imported {
@@ -166,4 +167,100 @@ fn haproxy_tls_servers_backups_and_timeouts() {
         assert!(t.contains(want), "{want} in\n{t}");
     }
     assert_eq!(i.report.exit_code(), 0, "{}", i.report.render_text());
+}
+
+/// Words config files are made of, so random text reaches deep into both
+/// importers rather than failing on the first token.
+const WORDS: &[&str] = &[
+    "http",
+    "server",
+    "upstream",
+    "location",
+    "listen",
+    "proxy_pass",
+    "split_clients",
+    "map",
+    "include",
+    "{",
+    "}",
+    ";",
+    "\"",
+    "'",
+    "#",
+    "$",
+    "${x}",
+    "~",
+    "=",
+    "^~",
+    "/",
+    "/api/",
+    "http://",
+    "https://",
+    "$var",
+    "10%",
+    "*",
+    "default",
+    "80",
+    "ssl",
+    "backup",
+    "weight=2",
+    "max_fails=0",
+    "frontend",
+    "backend",
+    "defaults",
+    "listen",
+    "bind",
+    "acl",
+    "use_backend",
+    "if",
+    "unless",
+    "!",
+    "||",
+    "hdr(host)",
+    "hdr_beg(host)",
+    "path_beg",
+    "method",
+    "req.hdr(x),crc32,mod(100)",
+    "lt",
+    "mod(0)",
+    "18446744073709551615",
+    "default_backend",
+    "timeout",
+    "connect",
+    "5s",
+    "retries",
+    "option",
+    "httpchk",
+    "check",
+    "inter",
+    "é",
+    "\\",
+    "\n",
+    "127.0.0.1:1",
+    "[::1]:80",
+    "unix:/x",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever the file holds, an import gives a config and a report or a
+    /// positioned error; it never panics.
+    #[test]
+    fn no_input_makes_an_importer_panic(words in proptest::collection::vec(proptest::sample::select(WORDS), 0..120), newlines in proptest::collection::vec(any::<bool>(), 120)) {
+        let mut text = String::new();
+        for (i, w) in words.iter().enumerate() {
+            text.push_str(w);
+            text.push(if newlines.get(i).copied().unwrap_or(false) { '\n' } else { ' ' });
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.conf");
+        std::fs::write(&p, &text).expect("write");
+        for source in [Source::Nginx, Source::Haproxy] {
+            match import(source, &p) {
+                Ok(i) => prop_assert!(i.report.exit_code() == 0 || i.report.exit_code() == 3 || i.report.exit_code() == 4),
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
 }

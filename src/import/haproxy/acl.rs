@@ -42,7 +42,7 @@ pub(super) type Acls = HashMap<String, Result<Vec<Frag>, String>>;
 /// any difference.
 pub(super) fn acl_line(acls: &mut Acls, line: &Line) -> Result<Option<String>, String> {
     let name = line.word(1).to_string();
-    let parsed = criterion(&line.words[2..]);
+    let parsed = criterion(line.rest(2));
     let note = parsed.as_ref().ok().and_then(|(_, n)| n.clone());
     let entry = acls.entry(name).or_insert_with(|| Ok(Vec::new()));
     match (entry.as_mut(), parsed) {
@@ -157,13 +157,14 @@ fn hash_fetch(fetch: &str) -> Option<(String, u64)> {
     if conv != "crc32" && !conv.starts_with("crc32(") {
         return None;
     }
-    let modulo = parts
+    let modulo: u64 = parts
         .next()?
         .strip_prefix("mod(")?
         .strip_suffix(')')?
         .parse()
         .ok()?;
-    parts.next().is_none().then_some((header, modulo))
+    // mod(0) is no range at all.
+    (parts.next().is_none() && modulo > 0).then_some((header, modulo))
 }
 
 fn hash((header, modulo): (String, u64), values: &[String]) -> Result<Vec<Frag>, String> {
@@ -182,10 +183,10 @@ fn hash((header, modulo): (String, u64), values: &[String]) -> Result<Vec<Frag>,
     };
     let (lo, hi) = match op {
         "lt" => (0, n),
-        "le" => (0, n + 1),
-        "gt" => (n + 1, modulo),
+        "le" => (0, n.saturating_add(1)),
+        "gt" => (n.saturating_add(1), modulo),
         "ge" => (n, modulo),
-        "eq" => (n, n + 1),
+        "eq" => (n, n.saturating_add(1)),
         other => return Err(format!("the operator {other} is not converted")),
     };
     Ok(vec![Frag {

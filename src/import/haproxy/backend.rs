@@ -35,7 +35,7 @@ pub(super) fn backend(cx: &mut Ctx, sec: &Section, lines: &[&Line]) -> Option<Po
     for l in lines {
         match (l.word(0), l.word(1)) {
             ("default-server", _) => {
-                defaults = l.words[1..].to_vec();
+                defaults = l.rest(1).to_vec();
                 cx.mark_at(&l.at, Verdict::Converted, "");
             }
             ("option", "httpchk") => {
@@ -50,7 +50,7 @@ pub(super) fn backend(cx: &mut Ctx, sec: &Section, lines: &[&Line]) -> Option<Po
                 cx.mark_at(&l.at, Verdict::Converted, "");
             }
             ("http-check", "send") => {
-                let mut it = l.words[2..].iter();
+                let mut it = l.rest(2).iter();
                 let (mut m, mut uri) = ("GET".to_string(), "/".to_string());
                 while let Some(k) = it.next() {
                     match k.as_str() {
@@ -87,7 +87,7 @@ pub(super) fn backend(cx: &mut Ctx, sec: &Section, lines: &[&Line]) -> Option<Po
             ),
             ("server", _) => {
                 let mut params = defaults.clone();
-                params.extend(l.words.get(3..).unwrap_or(&[]).iter().cloned());
+                params.extend(l.rest(3).iter().cloned());
                 server(
                     cx,
                     l,

@@ -49,7 +49,7 @@ pub(super) fn frontend(
                 // The ACL is fine unless a rule uses it; that rule says so.
                 Err(e) => cx.mark_at(&l.at, Verdict::Unsupported, e),
             },
-            "use_backend" => match acl::condition(&acls, &l.words[2..]) {
+            "use_backend" => match acl::condition(&acls, l.rest(2)) {
                 Ok(alts) => rules.push(Rule {
                     alts,
                     backend: l.word(1).to_string(),
@@ -294,7 +294,7 @@ fn bind(cx: &mut Ctx, l: &Line) {
     let mut ssl = false;
     let mut certs = Vec::new();
     let mut h2 = false;
-    let mut it = l.words[2..].iter();
+    let mut it = l.rest(2).iter();
     while let Some(w) = it.next() {
         match w.as_str() {
             "ssl" => ssl = true,

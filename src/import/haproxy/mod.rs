@@ -117,7 +117,18 @@ pub(super) fn convert(path: &Path) -> Result<(Target, Report), ImportError> {
             }
         }
     }
+    let mut fronts = 0;
     for (i, s) in sections.iter().enumerate() {
+        if matches!(s.kind(), "frontend" | "listen") {
+            fronts += 1;
+            if fronts > 1 {
+                cx.mark_at(
+                    &s.head.at,
+                    Verdict::Different,
+                    "cutover's routes match on every listener alike: this section's routes come after the earlier ones (and their default backend takes what those leave)",
+                );
+            }
+        }
         match s.kind() {
             "frontend" => frontend::frontend(&mut cx, s, &lines_of(i), &pools, None),
             "listen" => {

@@ -20,6 +20,11 @@ impl Line {
     pub(super) fn word(&self, i: usize) -> &str {
         self.words.get(i).map(String::as_str).unwrap_or("")
     }
+
+    /// The words from the `i`th on (none past the end).
+    pub(super) fn rest(&self, i: usize) -> &[String] {
+        self.words.get(i..).unwrap_or(&[])
+    }
 }
 
 /// A section: `frontend NAME`, `backend NAME`, `defaults`, `global`, …

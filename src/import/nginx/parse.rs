@@ -40,7 +40,11 @@ impl Directive {
                 s.push_str(a);
             }
             if s.len() > 80 {
-                s.truncate(77);
+                let mut cut = 77;
+                while !s.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                s.truncate(cut);
                 s.push_str("...");
                 break;
             }

@@ -217,8 +217,16 @@ pub(super) fn server(cx: &mut Ctx, servers: &mut Servers, scope: &[&Directive], 
     });
     let mut hosts = hosts(cx, d);
     let is_default = idx == servers.catch_all;
-    if hosts.is_empty() || is_default {
+    if is_default {
         hosts.push(None);
+    } else if hosts.is_empty() {
+        // nginx's default name is "": only requests without a Host reach
+        // a server that names nothing and is not a default.
+        return cx.mark_tree(
+            d,
+            Verdict::Unsupported,
+            "names no host and is not the default server: nginx sends it only requests without a Host; not converted",
+        );
     }
     let mut inner = scope.to_vec();
     inner.push(d);

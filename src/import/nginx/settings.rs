@@ -53,7 +53,12 @@ fn header_buffers(cx: &mut Ctx, d: &Directive) {
     let size = d.args.get(1).and_then(|s| units::nginx_size(s));
     match (n, size) {
         (Some(n), Some(size)) => {
-            cx.global("max_header_bytes", (n * size).to_string(), d, "");
+            cx.global(
+                "max_header_bytes",
+                n.saturating_mul(size).to_string(),
+                d,
+                "",
+            );
             cx.mark(
                 d,
                 Verdict::Different,
