@@ -49,6 +49,7 @@ pub mod import;
 mod lifecycle;
 mod metrics;
 pub mod migration;
+pub mod mirror;
 mod proxy;
 mod reload;
 pub mod request;
