@@ -264,3 +264,104 @@ proptest! {
         }
     }
 }
+
+fn haproxy_split(rules: &str) -> super::Imported {
+    run(
+        Source::Haproxy,
+        &[(
+            "haproxy.cfg",
+            &format!(
+                "defaults\n mode http\nfrontend fe\n bind 127.0.0.1:8080\n acl api path_beg /api\n{rules}\nbackend a\n server a 10.0.0.1:80\nbackend b\n server b 10.0.0.2:80\nbackend c\n server c 10.0.0.3:80\n"
+            ),
+        )],
+    )
+}
+
+#[test]
+fn haproxy_hash_ranges_split_as_haproxy_takes_them() {
+    // The top of the range to a, the rest to the default.
+    let i = haproxy_split(
+        " use_backend a if { req.hdr(x-u),crc32,mod(100) ge 90 }\n default_backend b",
+    );
+    assert!(i.toml.contains("split = { a = 10, b = 90 }"), "{}", i.toml);
+    // Overlapping ranges: the first rule wins the overlap.
+    let i = haproxy_split(
+        " use_backend a if { req.hdr(x-u),crc32,mod(100) lt 30 }\n use_backend b if { req.hdr(x-u),crc32,mod(100) lt 50 }\n default_backend c",
+    );
+    assert!(
+        i.toml.contains("split = { a = 30, b = 20, c = 50 }"),
+        "{}",
+        i.toml
+    );
+    // Two ranges in one rule.
+    let i = haproxy_split(
+        " use_backend a if { req.hdr(x-u),crc32,mod(100) lt 5 } || { req.hdr(x-u),crc32,mod(100) ge 95 }\n default_backend b",
+    );
+    assert!(i.toml.contains("split = { a = 10, b = 90 }"), "{}", i.toml);
+}
+
+#[test]
+fn haproxy_hash_rules_that_cannot_merge_block() {
+    // A rule between the hash rule and the default: the rest of the range
+    // goes on to it in HAProxy.
+    let i = haproxy_split(" use_backend a if { req.hdr(x-u),crc32,mod(100) lt 10 }\n use_backend c if api\n default_backend b");
+    assert_eq!(i.report.exit_code(), 4, "{}", i.report.render_text());
+    // A later hash rule with another alternative keeps it as a route.
+    let i = haproxy_split(
+        " use_backend a if { req.hdr(x-u),crc32,mod(100) lt 10 }\n use_backend b if { req.hdr(x-u),crc32,mod(100) lt 20 } || api\n default_backend c",
+    );
+    assert!(i.toml.contains("path_prefix = \"/api\""), "{}", i.toml);
+}
+
+#[test]
+fn nginx_gaps_nginx_would_answer_with_an_error_block() {
+    let conf = |vars: &str, pass: &str| {
+        format!(
+            "http {{\n upstream a {{ server 10.0.0.1:80; }}\n upstream b {{ server 10.0.0.2:80; }}\n {vars}\n server {{\n  listen 8080 default_server;\n  location / {{ proxy_pass {pass}; proxy_set_header Host $host; }}\n }}\n}}\n"
+        )
+    };
+    let i = run(
+        Source::Nginx,
+        &[(
+            "nginx.conf",
+            &conf("split_clients $http_x_u $p { 10% a; 80% b; }", "http://$p"),
+        )],
+    );
+    assert_eq!(
+        verdict_of(&i, "proxy_pass http://$p"),
+        Some(Verdict::Blocking),
+        "{}",
+        i.report.render_text()
+    );
+    let i = run(
+        Source::Nginx,
+        &[(
+            "nginx.conf",
+            &conf("map $http_x_pool $p { cloud b; }", "http://$p"),
+        )],
+    );
+    assert_eq!(
+        verdict_of(&i, "proxy_pass http://$p"),
+        Some(Verdict::Blocking)
+    );
+    let i = run(
+        Source::Nginx,
+        &[(
+            "nginx.conf",
+            &conf("map $http_x_pool $p { default a; cloud b; }", "http://$p/"),
+        )],
+    );
+    assert_eq!(
+        verdict_of(&i, "proxy_pass http://$p/"),
+        Some(Verdict::Blocking)
+    );
+    // A timeout in one location only is a difference: cutover's is global.
+    let i = run(
+        Source::Nginx,
+        &[("nginx.conf", "http {\n upstream a { server 10.0.0.1:80; }\n server {\n  listen 8080;\n  location / { proxy_pass http://a; proxy_set_header Host $host; proxy_read_timeout 300s; }\n }\n}\n")],
+    );
+    assert_eq!(
+        verdict_of(&i, "proxy_read_timeout"),
+        Some(Verdict::Different)
+    );
+}

@@ -145,10 +145,26 @@ pub fn steps(points: &[Point], new: &str) -> Vec<StepSummary> {
         if rollback {
             // The rollback ends the step it happened on; the sample that
             // sees it holds the step's last seconds (the breach) and the
-            // gate's verdict on them.
+            // gate's verdict on them. A step rolled back before any sample
+            // saw it running gets a summary of its own.
             match out.last() {
-                Some(last) if !last.rolled_back => {}
-                _ => continue,
+                Some(last) if last.rolled_back && last.step == step => continue,
+                Some(last) if !last.rolled_back && last.step == step => {}
+                _ if step == 0 => continue,
+                _ => {
+                    acc = (0, 0, 0);
+                    out.push(StepSummary {
+                        step,
+                        share: 0.0,
+                        from: p.t,
+                        to: p.t,
+                        rps: 0.0,
+                        p99_ms: None,
+                        failure_rate: 0.0,
+                        verdict: None,
+                        rolled_back: true,
+                    });
+                }
             }
         } else if step == 0 || state == "idle" {
             continue;
@@ -219,11 +235,15 @@ mod tests {
             point(10, 1, "running", 100, 0),
             point(20, 1, "running", 100, 2),
             point(30, 2, "running", 400, 40),
-            point(40, 0, "rolled_back", 100, 10),
-            point(50, 0, "rolled_back", 0, 0),
+            // A rollback keeps the step it happened on.
+            point(40, 2, "rolled_back", 100, 10),
+            point(50, 2, "rolled_back", 0, 0),
+            point(60, 1, "running", 10, 0),
+            // Step 2 again, rolled back before a sample saw it running.
+            point(70, 2, "rolled_back", 30, 30),
         ];
         let s = steps(&pts, "cloud");
-        assert_eq!(s.len(), 2);
+        assert_eq!(s.len(), 4, "{s:?}");
         assert_eq!((s[0].step, s[0].from, s[0].to), (1, 10, 20));
         assert!((s[0].rps - 10.0).abs() < 1e-9);
         assert!((s[0].failure_rate - 0.01).abs() < 1e-9);
@@ -231,6 +251,8 @@ mod tests {
         assert_eq!(s[1].to, 40);
         assert!((s[1].failure_rate - 0.1).abs() < 1e-9);
         assert!((s[1].rps - 25.0).abs() < 1e-9);
+        assert!(!s[2].rolled_back && s[2].step == 1);
+        assert!(s[3].rolled_back && s[3].step == 2 && (s[3].failure_rate - 1.0).abs() < 1e-9);
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn route(out: &mut String, r: &RouteReport, currency: &str) {
             .map_or(String::new(), |c| format!(", {} {currency}/h", round(c)));
         let _ = writeln!(
             out,
-            "  {}  ({:.0} failed requests/h{cost})",
+            "  {}  ({:.0} failed attempts/h{cost})",
             l.failure_rate.text("E", ""),
             l.failed_per_hour
         );

@@ -116,6 +116,11 @@ impl Ignore {
     /// and JSON field that differs between them is ignored from now on.
     /// Returns whether anything new was learned.
     pub fn learn(&mut self, a: &Answer<'_>, b: &Answer<'_>) -> bool {
+        // Two answers that disagree on the status are not the same answer
+        // told twice: nothing to learn from them.
+        if a.status != b.status {
+            return false;
+        }
         let before = (self.headers.len(), self.json.len());
         let mut names: BTreeSet<&str> = a.headers.iter().map(|(n, _)| n.as_str()).collect();
         names.extend(b.headers.iter().map(|(n, _)| n.as_str()));
@@ -127,7 +132,8 @@ impl Ignore {
         if let (Some(x), Some(y)) = (a.json(), b.json()) {
             let mut diffs = Vec::new();
             json_diffs(&x, &y, &mut String::from("$"), self, &mut diffs, 64);
-            for d in diffs {
+            // The whole body is never noise: that would stop comparing it.
+            for d in diffs.into_iter().filter(|d| d != "$") {
                 self.json.insert(generalise(&d));
             }
         }
@@ -212,6 +218,8 @@ fn json_diffs(
                 }
             }
         }
+        // 1 and 1.0 are the same number in JSON.
+        (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => {}
         (x, y) if x == y => {}
         _ => out.push(path.clone()),
     }
@@ -404,6 +412,26 @@ mod tests {
             "{ig:?}"
         );
         assert!(!ig.learn(&a, &b), "nothing new the second time");
+        // Answers of different statuses, or whole bodies, teach nothing.
+        let e = Answer { status: 500, ..b };
+        assert!(!ig.learn(&a, &e));
+        let arr = Answer { body: b"[1]", ..a };
+        let arr2 = Answer {
+            body: b"[1,2]",
+            ..a
+        };
+        let mut fresh = Ignore::default();
+        fresh.learn(&arr, &arr2);
+        assert!(!fresh.json.contains("$"));
+        let one = Answer {
+            body: br#"{"price":1}"#,
+            ..a
+        };
+        let one_f = Answer {
+            body: br#"{"price":1.0}"#,
+            ..a
+        };
+        assert_eq!(compare(&one, &one_f, &Ignore::default()), None);
         // The mirror differs only in noise, then in a real field.
         let h3 = h(&[JSON, ("x-request-id", "c3")]);
         let m = Answer {

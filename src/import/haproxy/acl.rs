@@ -201,9 +201,23 @@ fn hash((header, modulo): (String, u64), values: &[String]) -> Result<Vec<Frag>,
 }
 
 /// AND two fragments; `None` when no request can match both.
+/// Whether every host `narrow` matches, `wide` matches too.
+fn host_within(narrow: &str, wide: &str) -> bool {
+    if narrow == wide {
+        return true;
+    }
+    match (wide.strip_prefix('*'), wide.strip_suffix('*')) {
+        (Some(suffix), _) => narrow.ends_with(suffix) && !narrow.starts_with('*'),
+        (_, Some(prefix)) => narrow.starts_with(prefix) && !narrow.ends_with('*'),
+        _ => false,
+    }
+}
+
 fn and(a: &Frag, b: &Frag) -> Option<Frag> {
     let host = match (&a.host, &b.host) {
-        (Some(x), Some(y)) if x != y => return None,
+        (Some(x), Some(y)) if host_within(x, y) => Some(x.clone()),
+        (Some(x), Some(y)) if host_within(y, x) => Some(y.clone()),
+        (Some(_), Some(_)) => return None,
         (x, y) => x.clone().or(y.clone()),
     };
     let path_prefix = match (&a.path_prefix, &b.path_prefix) {
@@ -359,6 +373,23 @@ mod tests {
         assert_eq!(alts[2].methods, vec!["POST"]);
         assert!(condition(&acls, &words("if !a")).is_err());
         assert!(condition(&acls, &words("unless a")).is_err());
+        let wide = Frag {
+            host: Some("*.example.com".into()),
+            ..Frag::default()
+        };
+        let exact = Frag {
+            host: Some("shop.example.com".into()),
+            ..Frag::default()
+        };
+        assert_eq!(
+            and(&wide, &exact).and_then(|f| f.host),
+            Some("shop.example.com".into())
+        );
+        let other = Frag {
+            host: Some("api.*".into()),
+            ..Frag::default()
+        };
+        assert_eq!(and(&exact, &other), None);
         let anon = condition(&acls, &words("if a { path_beg /x }")).expect("anon");
         assert_eq!(anon[0].path_prefix.as_deref(), Some("/x"));
     }

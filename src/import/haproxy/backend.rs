@@ -51,7 +51,11 @@ pub(super) fn backend(cx: &mut Ctx, sec: &Section, lines: &[&Line]) -> Option<Po
             }
             ("http-check", "send") => {
                 let mut it = l.rest(2).iter();
-                let (mut m, mut uri) = ("GET".to_string(), "/".to_string());
+                // Unset fields keep what `option httpchk` said (HAProxy's
+                // own default method is OPTIONS).
+                let (mut m, mut uri) = httpchk
+                    .clone()
+                    .unwrap_or_else(|| ("OPTIONS".to_string(), "/".to_string()));
                 while let Some(k) = it.next() {
                     match k.as_str() {
                         "meth" => m = it.next().cloned().unwrap_or(m),
@@ -166,35 +170,37 @@ fn server(
     };
     let (mut weight, mut is_backup, mut check, mut disabled) = (1u32, false, false, false);
     let (mut ms, mut rise, mut fall) = (2000u64, 2u32, 3u32);
-    let mut tls: Option<PoolTls> = None;
+    // TLS is on with `ssl` (off again with `no-ssl`); HAProxy verifies the
+    // server's certificate unless told `verify none`.
+    let mut ssl = false;
+    let mut t = PoolTls {
+        verify: true,
+        ..PoolTls::default()
+    };
     let mut notes = Vec::new();
     let mut verdict = Verdict::Converted;
     let mut it = params.iter();
     while let Some(p) = it.next() {
         let mut val = || it.next().cloned().unwrap_or_default();
         match p.as_str() {
-            "weight" => weight = val().parse().unwrap_or(1).max(1),
+            "weight" => weight = val().parse().unwrap_or(1),
             "check" => check = true,
+            "no-check" => check = false,
             "inter" => ms = units::haproxy_ms(&val()).unwrap_or(2000),
             "rise" => rise = val().parse().unwrap_or(2),
             "fall" => fall = val().parse().unwrap_or(3),
             "backup" => is_backup = true,
+            "no-backup" => is_backup = false,
             "disabled" => disabled = true,
-            "ssl" => tls = Some(tls.unwrap_or_default()),
-            "verify" => {
-                let v = val() == "required";
-                tls.get_or_insert_with(PoolTls::default).verify = v;
-            }
-            "ca-file" => {
-                let path = cx.path(&val());
-                tls.get_or_insert_with(PoolTls::default).ca = Some(path);
-            }
+            "enabled" => disabled = false,
+            "ssl" => ssl = true,
+            "no-ssl" => ssl = false,
+            "verify" => t.verify = val() != "none",
+            "ca-file" => t.ca = Some(cx.path(&val())),
             "sni" => {
                 let v = val();
                 match v.strip_prefix("str(").and_then(|s| s.strip_suffix(')')) {
-                    Some(name) => {
-                        tls.get_or_insert_with(PoolTls::default).sni = Some(name.to_string())
-                    }
+                    Some(name) => t.sni = Some(name.to_string()),
                     None => {
                         verdict = verdict.max(Verdict::Different);
                         notes.push(format!(
@@ -203,19 +209,28 @@ fn server(
                     }
                 }
             }
-            "cookie" | "port" => {
+            "send-proxy" | "send-proxy-v2" | "send-proxy-v2-ssl" | "send-proxy-v2-ssl-cn" => {
+                verdict = Verdict::Blocking;
+                notes.push(format!("{p}: cutover sends no PROXY protocol header; the server would refuse every request"));
+            }
+            "cookie" | "port" | "track" | "redir" | "crt" | "addr" => {
                 let v = val();
                 verdict = verdict.max(Verdict::Unsupported);
                 notes.push(format!("{p} {v} is not converted"));
             }
-            "maxconn" | "resolvers" | "init-addr" | "resolve-prefer" | "fastinter"
-            | "downinter" | "slowstart" | "alpn" | "agent-port" | "on-marked-down" => {
+            "maxconn" | "maxqueue" | "minconn" | "resolvers" | "init-addr" | "resolve-prefer"
+            | "fastinter" | "downinter" | "slowstart" | "alpn" | "check-alpn" | "agent-port"
+            | "agent-inter" | "on-marked-down" | "on-marked-up" | "on-error" | "error-limit"
+            | "id" | "pool-max-conn" | "pool-purge-delay" | "max-reuse" | "ciphers"
+            | "ciphersuites" | "ssl-min-ver" | "ssl-max-ver" | "proto" | "check-sni"
+            | "observe" | "resolve-opts" | "namespace" | "tfo" => {
                 // Tuning with a value: skip the value too.
                 let _ = val();
             }
             _ => {}
         }
     }
+    let tls = ssl.then_some(t);
     if disabled {
         cx.mark_at(&l.at, Verdict::Converted, "disabled: left out of the pool");
         return;
@@ -235,8 +250,15 @@ fn server(
         }
     }
     let into = if is_backup { backup } else { primary };
-    if let Some(t) = tls {
-        into.tls = Some(t);
+    if !into.backends.is_empty() && into.tls.is_some() != tls.is_some() {
+        verdict = Verdict::Blocking;
+        notes.push(format!(
+            "pool {} mixes TLS and plain servers: cutover speaks one way to a pool",
+            into.name
+        ));
+    }
+    if tls.is_some() {
+        into.tls = tls;
     }
     into.backends.push((addr, weight));
     if is_backup {

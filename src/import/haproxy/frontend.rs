@@ -75,7 +75,24 @@ pub(super) fn frontend(
             continue;
         };
         let mut consumed = 1;
+        // Hash alternatives already made into a split (same header, same
+        // other conditions): one split takes all of a rule's ranges.
+        let mut split_done: Vec<Frag> = Vec::new();
         for alt in &rule.alts {
+            let key = |a: &Frag| Frag {
+                hash: a.hash.as_ref().map(|x| acl::Hash {
+                    lo: 0,
+                    hi: 0,
+                    ..x.clone()
+                }),
+                ..a.clone()
+            };
+            if alt.hash.is_some() {
+                if split_done.contains(&key(alt)) {
+                    continue;
+                }
+                split_done.push(key(alt));
+            }
             match &alt.hash {
                 None => push_route(
                     cx,
@@ -149,24 +166,35 @@ fn split(
     };
     let mut parts: Vec<(String, f64)> = Vec::new();
     let mut failover = Vec::new();
-    let mut taken = 0u64;
+    // The buckets the rules so far take, as disjoint [lo, hi) ranges: the
+    // first rule that takes a bucket wins it, as in HAProxy.
+    let mut taken: Vec<(u64, u64)> = Vec::new();
     let mut used = 0;
     let mut rest: Option<String> = None;
-    for r in rules {
+    let mut to_the_end = true;
+    for (i, r) in rules.iter().enumerate() {
         let same = |a: &Frag| {
             Frag {
                 hash: None,
                 ..a.clone()
             } == base
         };
-        let hashed = r.alts.iter().find_map(|a| {
-            a.hash
-                .as_ref()
-                .filter(|x| x.header == h.header && x.modulo == h.modulo && same(a))
-        });
-        if let Some(x) = hashed {
-            let share = x.hi.saturating_sub(x.lo.max(taken));
-            taken = taken.max(x.hi);
+        let hashed: Vec<&acl::Hash> = r
+            .alts
+            .iter()
+            .filter_map(|a| {
+                a.hash
+                    .as_ref()
+                    .filter(|x| x.header == h.header && x.modulo == h.modulo && same(a))
+            })
+            .collect();
+        // A later rule joins the split only when ranges of this hash are
+        // all it matches; otherwise its other alternatives would be lost.
+        if !hashed.is_empty() && (i == 0 || hashed.len() == r.alts.len()) {
+            let share: u64 = hashed
+                .iter()
+                .map(|x| add_range(&mut taken, x.lo, x.hi))
+                .sum();
             parts.push((r.backend.clone(), share as f64 * 100.0 / h.modulo as f64));
             cx.mark_at(&r.line.at, Verdict::Converted, "");
             used += 1;
@@ -187,12 +215,15 @@ fn split(
                 cx.mark_at(&r.line.at, Verdict::Converted, "");
                 used += 1;
             }
+            to_the_end = false;
             break;
         } else {
+            to_the_end = false;
             break;
         }
     }
-    if rest.is_none() && base == Frag::default() {
+    // The default backend takes the rest only when no rule comes between.
+    if rest.is_none() && base == Frag::default() && to_the_end {
         rest = default.map(|(b, _)| b.clone());
     }
     let at = &rules[0].line.at;
@@ -204,9 +235,10 @@ fn split(
         );
         return used.max(1);
     };
+    let covered: u64 = taken.iter().map(|(lo, hi)| hi - lo).sum();
     parts.push((
         rest,
-        (h.modulo - taken.min(h.modulo)) as f64 * 100.0 / h.modulo as f64,
+        h.modulo.saturating_sub(covered) as f64 * 100.0 / h.modulo as f64,
     ));
     let mut split = Vec::new();
     for (backend, pct) in parts {
@@ -227,7 +259,7 @@ fn split(
         at,
         Verdict::Different,
         format!(
-            "a split sticky on header {}: HAProxy hashes it with crc32, cutover into its own buckets (the same shares, not the same users); requests without it hash as empty in HAProxy, cutover splits them by weight",
+            "a split sticky on header {}: HAProxy hashes it with crc32, cutover into its own buckets (the same shares, not the same users); requests without it fail the ACL and go to the rest in HAProxy, cutover splits them by weight",
             h.header
         ),
     );
@@ -236,6 +268,29 @@ fn split(
     route.sticky = Some(("header".into(), h.header.clone()));
     cx.t.routes.push(route);
     used.max(1)
+}
+
+/// Take [lo, hi) into the disjoint ranges `taken`; returns how many
+/// buckets were not taken before.
+fn add_range(taken: &mut Vec<(u64, u64)>, lo: u64, hi: u64) -> u64 {
+    if lo >= hi {
+        return 0;
+    }
+    let before: u64 = taken
+        .iter()
+        .map(|&(a, b)| b.min(hi).saturating_sub(a.max(lo)))
+        .sum();
+    taken.push((lo, hi));
+    taken.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(taken.len());
+    for &(a, b) in taken.iter() {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    *taken = merged;
+    (hi - lo) - before
 }
 
 fn route_of(

@@ -56,7 +56,7 @@ pub(super) fn location(
     let mut inner = scope.to_vec();
     inner.push(d);
     for c in d.children() {
-        setting(cx, c);
+        setting(cx, c, true);
     }
     match d.children().iter().find(|c| c.name == "proxy_pass") {
         Some(pp) => proxy_pass(cx, servers, &inner, pp, &prefix, hosts),
@@ -108,7 +108,12 @@ fn proxy_pass(
     };
     let mut notes = Vec::new();
     let mut verdict = Verdict::Converted;
-    if !uri.is_empty() && uri != prefix {
+    if authority.contains('$') && !uri.is_empty() {
+        verdict = Verdict::Blocking;
+        notes.push(format!(
+            "with a variable in proxy_pass, nginx sends the URI {uri:?} in place of the request's: cutover does not rewrite paths"
+        ));
+    } else if !uri.is_empty() && uri != prefix {
         verdict = Verdict::Blocking;
         notes.push(format!(
             "the URI part {uri:?} replaces the location prefix {prefix:?}: cutover does not rewrite paths"
@@ -143,6 +148,13 @@ fn proxy_pass(
             None => return cx.mark(pp, Verdict::Blocking, format!("cannot reach {authority:?}")),
         },
     };
+    if prefix.len() > 1 && prefix.ends_with('/') {
+        verdict = verdict.max(Verdict::Different);
+        notes.push(format!(
+            "nginx answers {:?} (without the slash) with a 301 to {prefix:?}; cutover sends it on to the route that takes it",
+            prefix.trim_end_matches('/')
+        ));
+    }
     cx.mark(pp, verdict, notes.join("; "));
     for host in hosts {
         for dest in &dests {
@@ -214,6 +226,13 @@ fn from_var(
                     }
                 }
             }
+            let total: f64 = split.iter().map(|(_, w)| w).sum();
+            if total < 99.999 {
+                *verdict = Verdict::Blocking;
+                notes.push(format!(
+                    "split_clients at {origin} covers {total} %: nginx answers the rest with an error, cutover would spread it over the parts"
+                ));
+            }
             notes.push(format!("split from split_clients at {origin}"));
             vec![Dest {
                 header: None,
@@ -228,6 +247,7 @@ fn from_var(
             default,
             origin,
         } => {
+            let had_default = default.is_some();
             let mut out = Vec::new();
             for (value, result) in cases
                 .into_iter()
@@ -246,6 +266,12 @@ fn from_var(
                         notes.push(format!("map at {origin}: {result:?} is not an upstream"));
                     }
                 }
+            }
+            if !had_default {
+                *verdict = Verdict::Blocking;
+                notes.push(format!(
+                    "map at {origin} has no default: nginx answers other values with an error, cutover would send them to later routes"
+                ));
             }
             notes.push(format!("routes by header {header} from map at {origin}"));
             out

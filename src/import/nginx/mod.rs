@@ -57,7 +57,7 @@ fn http(cx: &mut Ctx, http: &Directive) {
     }
     let scope = vec![http];
     for d in http.children() {
-        server::setting(cx, d);
+        server::setting(cx, d, false);
     }
     let mut servers = server::Servers::new(http);
     for d in http.children() {

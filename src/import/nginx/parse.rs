@@ -75,7 +75,7 @@ fn read_file(path: &Path, base: &Path, depth: usize) -> Result<Vec<Directive>, I
     let name = path.display().to_string();
     let tokens = lex(&text, &name)?;
     let mut pos = 0;
-    let tree = block(&tokens, &mut pos, &name, false)?;
+    let tree = block(&tokens, &mut pos, &name, 0)?;
     expand_includes(tree, base, depth)
 }
 
@@ -285,11 +285,15 @@ fn lex(text: &str, file: &str) -> Result<Vec<Token>, ImportError> {
     Ok(out)
 }
 
+/// Blocks nested deeper than this are refused (real configs nest a few
+/// levels; a deeper file would only exhaust the stack).
+const MAX_DEPTH: usize = 64;
+
 fn block(
     tokens: &[Token],
     pos: &mut usize,
     file: &str,
-    nested: bool,
+    depth: usize,
 ) -> Result<Vec<Directive>, ImportError> {
     let err = |t: &Token, message: &str| ImportError::Syntax {
         file: file.to_string(),
@@ -297,6 +301,12 @@ fn block(
         col: t.col,
         message: message.to_string(),
     };
+    let nested = depth > 0;
+    if depth > MAX_DEPTH {
+        if let Some(t) = tokens.get(pos.saturating_sub(1)) {
+            return Err(err(t, "blocks nest too deep"));
+        }
+    }
     let mut out = Vec::new();
     while *pos < tokens.len() {
         let t = &tokens[*pos];
@@ -334,7 +344,7 @@ fn block(
                     break;
                 }
                 Tok::Open => {
-                    let children = block(tokens, pos, file, true)?;
+                    let children = block(tokens, pos, file, depth + 1)?;
                     out.push(Directive {
                         name,
                         args,
@@ -369,7 +379,7 @@ mod tests {
     fn parse(text: &str) -> Vec<Directive> {
         let tokens = lex(text, "t.conf").expect("lex");
         let mut pos = 0;
-        block(&tokens, &mut pos, "t.conf", false).expect("parse")
+        block(&tokens, &mut pos, "t.conf", 0).expect("parse")
     }
 
     #[test]
@@ -398,7 +408,7 @@ mod tests {
         assert_eq!(e.as_deref(), Some("t.conf:1:3: unterminated quoted string"));
         let tokens = lex("http {\n  listen 80\n}", "t.conf").expect("lex");
         let mut pos = 0;
-        let e = block(&tokens, &mut pos, "t.conf", false)
+        let e = block(&tokens, &mut pos, "t.conf", 0)
             .err()
             .map(|e| e.to_string());
         assert_eq!(
@@ -407,6 +417,13 @@ mod tests {
         );
         let tokens = lex("http {\n", "t.conf").expect("lex");
         let mut pos = 0;
-        assert!(block(&tokens, &mut pos, "t.conf", false).is_err());
+        assert!(block(&tokens, &mut pos, "t.conf", 0).is_err());
+        let deep = "a {".repeat(10_000);
+        let tokens = lex(&deep, "t.conf").expect("lex");
+        let mut pos = 0;
+        let e = block(&tokens, &mut pos, "t.conf", 0)
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.ends_with("blocks nest too deep")));
     }
 }

@@ -32,6 +32,8 @@ struct Listen {
     http2: bool,
     default: bool,
     server: usize,
+    /// The `listen` directive (the server's, for the implicit `*:80`).
+    at: Place,
 }
 
 /// What the servers built, put together at the end.
@@ -171,7 +173,7 @@ pub(super) fn server(cx: &mut Ctx, servers: &mut Servers, scope: &[&Directive], 
                     );
                 }
             }
-            _ => setting(cx, c),
+            _ => setting(cx, c, true),
         }
     }
     if !any_listen {
@@ -181,10 +183,29 @@ pub(super) fn server(cx: &mut Ctx, servers: &mut Servers, scope: &[&Directive], 
             http2: false,
             default: false,
             server: idx,
+            at: place(d),
         });
     } else if ssl_on {
         for l in servers.listens.iter_mut().filter(|l| l.server == idx) {
             l.ssl = true;
+        }
+    }
+    if certs.is_empty() {
+        // nginx inherits the certificate from the `http` block.
+        for level in scope.iter().rev() {
+            certs = level
+                .children()
+                .iter()
+                .filter(|c| c.name == "ssl_certificate")
+                .collect();
+            keys = level
+                .children()
+                .iter()
+                .filter(|c| c.name == "ssl_certificate_key")
+                .collect();
+            if !certs.is_empty() {
+                break;
+            }
         }
     }
     let mut pairs = Vec::new();
@@ -261,6 +282,7 @@ fn listen(cx: &mut Ctx, servers: &mut Servers, d: &Directive, server: usize) {
         http2: false,
         default: false,
         server,
+        at: place(d),
     };
     let mut notes = Vec::new();
     let mut verdict = Verdict::Converted;
@@ -306,7 +328,16 @@ impl Servers {
                         }
                         t.http2 |= h2;
                     }
-                    None if pairs.is_empty() => {}
+                    None if pairs.is_empty() => {
+                        let at = l.at.clone();
+                        push_at(
+                            cx,
+                            &at,
+                            "(listen … ssl)",
+                            Verdict::Blocking,
+                            "a TLS listener without a certificate cutover can use: nothing would listen here",
+                        );
+                    }
                     None => cx.t.tls.push(TlsListener {
                         listen: l.addr.clone(),
                         certs: pairs,

@@ -7,8 +7,36 @@ use super::Ctx;
 use crate::import::report::Verdict;
 use crate::import::units;
 
+/// The directives that set one of cutover's `[proxy]` settings, which
+/// apply to every route.
+const GLOBAL: &[&str] = &[
+    "proxy_connect_timeout",
+    "proxy_read_timeout",
+    "client_header_timeout",
+    "client_body_timeout",
+    "send_timeout",
+    "keepalive_timeout",
+    "large_client_header_buffers",
+    "underscores_in_headers",
+    "proxy_next_upstream",
+    "proxy_next_upstream_tries",
+];
+
 /// Convert `d` if it is a setting; anything else is left for others.
-pub(super) fn setting(cx: &mut Ctx, d: &Directive) {
+/// `narrow`: it sits in a `server` or `location`, where nginx applies it
+/// to that block only.
+pub(super) fn setting(cx: &mut Ctx, d: &Directive, narrow: bool) {
+    convert(cx, d);
+    if narrow && GLOBAL.contains(&d.name.as_str()) {
+        cx.mark(
+            d,
+            Verdict::Different,
+            "set for one server or location only; cutover's [proxy] setting applies to every route",
+        );
+    }
+}
+
+fn convert(cx: &mut Ctx, d: &Directive) {
     let arg = d.args.first().map(String::as_str).unwrap_or("");
     let timeout = |key: &'static str| (key, units::nginx_ms(arg));
     let (key, ms) = match d.name.as_str() {
