@@ -252,3 +252,52 @@ async fn a_clients_trailers_reach_an_http1_backend_in_the_last_chunk() {
         );
     }
 }
+
+/// `Expect: 100-continue` over HTTP/2: on cutover's path the go-ahead (a
+/// 100 informational answer) comes before the client sends its body; on
+/// Pingora's (which cannot send 1xx over HTTP/2) the client sends it after
+/// its own wait. Either way the body reaches the backend, without the
+/// `Expect`.
+#[tokio::test]
+async fn expect_100_continue_gets_its_go_ahead() {
+    let b = Backend::spawn("a").await;
+    let proxy = ProxyProc::start(&format!(
+        "{}[pools.p]\nbackends = [{}]\n\n[[routes]]\nname = \"r\"\nsplit = {{ p = 100 }}\n",
+        base_config(),
+        addrs(&[&b])
+    ));
+    let tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post(format!("http://{}/upload", proxy.addr))
+        .header("expect", "100-continue")
+        .header("content-length", "5")
+        .body(())
+        .unwrap();
+    let (mut answer, mut send) = client.send_request(req, false).unwrap();
+    // Wait as curl does (1 s) for the go-ahead, then send the body anyway.
+    let go = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        std::future::poll_fn(|cx| answer.poll_informational(cx)),
+    )
+    .await;
+    if common::fast_path_line().is_empty() {
+        let go = go
+            .expect("a 100 before the body")
+            .expect("an informational answer")
+            .unwrap();
+        assert_eq!(go.status(), 100);
+    }
+    send.send_data(Bytes::from_static(b"hello"), true).unwrap();
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(5), answer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(b.hits(), 1);
+    let seen = b.last_headers.lock().unwrap().clone().unwrap();
+    assert!(
+        seen.get("expect").is_none(),
+        "the go-ahead was ours to give: {seen:?}"
+    );
+}

@@ -301,6 +301,22 @@ async fn proxy(
     body: &mut RecvStream,
     respond: &mut SendResponse<Bytes>,
 ) -> Answer {
+    // `Expect: 100-continue`: the client waits for a go-ahead before its
+    // body. Give it at once, as nginx does, so it does not sit out its own
+    // timeout (curl's is 1 s); the backend is not asked (the header is not
+    // sent on).
+    if !body.is_end_stream()
+        && req
+            .headers
+            .get_all(http::header::EXPECT)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+    {
+        let mut go = http::Response::new(());
+        *go.status_mut() = http::StatusCode::CONTINUE;
+        // A client that has gone is seen by the reset below.
+        let _ = respond.send_informational(go);
+    }
     let answered = {
         let work = attempts(ctx, snap, req, body);
         let reset = std::future::poll_fn(|cx| respond.poll_reset(cx));

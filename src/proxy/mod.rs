@@ -75,6 +75,20 @@ impl ProxyHttp for CutoverProxy {
             // HTTP/2 flow control can stall a response with no socket write
             // pending, which the guard cannot see: Pingora's own deadline.
             session.set_write_timeout(Some(p.send_timeout));
+            // `Expect: 100-continue` is not passed on: a backend would hold
+            // the request for a go-ahead it cannot give through Pingora's
+            // HTTP/2 session, which drops 1xx heads. (So on this path the
+            // client waits its own timeout, curl's 1 s, before its body;
+            // cutover's HTTP/2 path answers 100 at once.)
+            if session
+                .req_header()
+                .headers
+                .contains_key(http::header::EXPECT)
+            {
+                let _ = session
+                    .req_header_mut()
+                    .remove_header(&http::header::EXPECT);
+            }
             if !p.underscores_in_headers {
                 // The guard drops these from HTTP/1 heads; HTTP/2 heads
                 // never pass through it.
