@@ -147,6 +147,36 @@ async fn same_pools(c: &HttpClient, ports: (u16, u16), cases: &[Case<'_>]) {
     }
 }
 
+/// GET `path` for shop.example.com over TLS (SNI, the corpus's
+/// certificate trusted) on `port`: the pool that answered.
+async fn over_tls(c: &Corpus, port: u16, path: &str) -> String {
+    let config = common::tls::client_config(&c.cert_pem, &[b"http/1.1"]);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let tls = common::tls::connect(addr, "shop.example.com", config)
+        .await
+        .expect("TLS handshake with the imported certificate");
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .expect("HTTP/1.1 over TLS");
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header("host", "shop.example.com")
+        .header("x-user", "u1")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    match send.send_request(req).await {
+        Ok(r) if r.status() == 200 => pool_of(
+            r.headers()
+                .get("x-backend")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+        )
+        .to_string(),
+        Ok(r) => format!("status {}", r.status()),
+        Err(e) => format!("error {e}"),
+    }
+}
+
 /// The original proxy (`original`, already started on the corpus) and
 /// cutover on the import, side by side: every case reaches the same pool
 /// through both, and the shares of 10,000 shoppers sent to the cloud agree
@@ -158,6 +188,16 @@ async fn parity(c: &Corpus, toml: &str, original: Reaped, name: &str, cases: &[C
     ready(&http, cutover.addr.port(), "shop.example.com").await;
     let ports = (c.plain, cutover.addr.port());
     same_pools(&http, ports, cases).await;
+    // The TLS listener: the imported certificate, chosen by SNI, and the
+    // same routing behind it.
+    let cutover_tls = cutover.tls_addr().expect("cutover's TLS listener").port();
+    for port in [c.tls, cutover_tls] {
+        assert_eq!(
+            over_tls(c, port, "/static/app.css").await,
+            "static",
+            "TLS on {port}"
+        );
+    }
     let n = 10_000;
     let before = cloud_share(&http, ports.0, "shop.example.com", n).await;
     let after = cloud_share(&http, ports.1, "shop.example.com", n).await;

@@ -45,20 +45,7 @@ fn tls_proxy(
 }
 
 fn tls_addr(proxy: &ProxyProc) -> std::net::SocketAddr {
-    let line = proxy
-        .stderr
-        .wait_for(Duration::from_secs(5), |l| {
-            l.contains("listening") && l.contains("kind=\"tls\"")
-        })
-        .expect("tls listener");
-    line.split("addr=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    proxy.tls_addr().expect("tls listener")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

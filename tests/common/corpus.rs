@@ -47,6 +47,10 @@ pub struct Corpus {
     pub dir: tempfile::TempDir,
     /// The plain HTTP port the original proxy listens on.
     pub plain: u16,
+    /// Its TLS port.
+    pub tls: u16,
+    /// The CA of the certificate its TLS listener serves (trust it).
+    pub cert_pem: String,
 }
 
 impl Corpus {
@@ -67,7 +71,8 @@ impl Corpus {
         subs.push(("127.0.0.1:8080".into(), format!("127.0.0.1:{plain}")));
         subs.push(("127.0.0.1:8443".into(), format!("127.0.0.1:{tls}")));
         rewrite_all(dir.path(), &subs);
-        let pair = super::tls::self_signed_ca_true(&["shop.example.com", "www.shop.example.com"]);
+        let ca = super::tls::TestCa::new("corpus CA");
+        let pair = ca.leaf(&["shop.example.com", "www.shop.example.com"]);
         let certs = dir.path().join("certs");
         std::fs::create_dir_all(&certs).expect("certs dir");
         // HAProxy reads certificate and key from one PEM file.
@@ -80,7 +85,12 @@ impl Corpus {
         for d in ["logs", "run", "tmp"] {
             std::fs::create_dir_all(dir.path().join(d)).expect("mkdir");
         }
-        Corpus { dir, plain }
+        Corpus {
+            dir,
+            plain,
+            tls,
+            cert_pem: ca.pem(),
+        }
     }
 
     pub fn main_file(&self, kind: &str) -> PathBuf {

@@ -103,6 +103,11 @@ fn listening_addr(lines: &Lines, kind: &str, timeout: Duration) -> Option<Socket
 }
 
 impl ProxyProc {
+    /// The first TLS listener's address, once it is logged.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        listening_addr(&self.stderr, "tls", Duration::from_secs(5))
+    }
+
     /// Write `config` and start `cutover run` on it.
     pub fn start(config: &str) -> ProxyProc {
         Self::start_with(config, &[], &[])
