@@ -365,3 +365,25 @@ fn nginx_gaps_nginx_would_answer_with_an_error_block() {
         Some(Verdict::Different)
     );
 }
+
+#[test]
+fn hosts_with_ports_and_upstreams_on_two_schemes() {
+    let i = haproxy_split(
+        " acl shop hdr(host) -i shop.example.com:8080\n use_backend a if shop\n default_backend b",
+    );
+    assert!(i.toml.contains("host = \"shop.example.com\""), "{}", i.toml);
+    assert_eq!(verdict_of(&i, "acl shop"), Some(Verdict::Different));
+    let i = run(
+        Source::Nginx,
+        &[(
+            "nginx.conf",
+            "http {\n upstream app { server 10.0.0.1:443; }\n server {\n  listen 8080;\n  location /a/ { proxy_pass http://app; proxy_set_header Host $host; }\n  location /b/ { proxy_pass https://app; proxy_set_header Host $host; }\n }\n}\n",
+        )],
+    );
+    assert_eq!(
+        verdict_of(&i, "proxy_pass https://app"),
+        Some(Verdict::Blocking),
+        "{}",
+        i.report.render_text()
+    );
+}

@@ -109,7 +109,11 @@ pub(super) fn criterion(words: &[String]) -> Result<(Vec<Frag>, Option<String>),
             methods: values.iter().map(|m| m.to_ascii_uppercase()).collect(),
             ..Frag::default()
         }]),
-        _ if arg == "host" => values.iter().map(|v| host_frag(kind, v)).collect(),
+        // cutover matches the host without its port.
+        _ if arg == "host" => values
+            .iter()
+            .map(|v| host_frag(kind, without_port(v)))
+            .collect(),
         "str" => Ok(values
             .iter()
             .map(|v| Frag {
@@ -121,10 +125,33 @@ pub(super) fn criterion(words: &[String]) -> Result<(Vec<Frag>, Option<String>),
             "a header {kind} match on {arg}: cutover matches other headers exactly"
         )),
     };
-    let note = (nocase && kind == "str" && arg != "host").then(|| {
-        "header values compare exactly in cutover (-i ignores case in HAProxy)".to_string()
-    });
+    let ported = arg == "host"
+        && values
+            .iter()
+            .any(|v| crate::route::strip_port(v) != v.as_str());
+    let note = if ported {
+        Some(
+            "the port is left out: cutover matches the host whatever port the client named"
+                .to_string(),
+        )
+    } else {
+        (nocase && kind == "str" && arg != "host").then(|| {
+            "header values compare exactly in cutover (-i ignores case in HAProxy)".to_string()
+        })
+    };
     out.map(|f| (f, note))
+}
+
+/// A Host value without its `:port`.
+fn without_port(v: &str) -> &str {
+    match v.rsplit_once(':') {
+        Some((h, p))
+            if !h.contains(':') && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            h
+        }
+        _ => v,
+    }
 }
 
 fn host_frag(kind: &str, v: &str) -> Result<Frag, String> {

@@ -155,6 +155,10 @@ fn proxy_pass(
             prefix.trim_end_matches('/')
         ));
     }
+    for c in std::mem::take(&mut cx.conflicts) {
+        verdict = Verdict::Blocking;
+        notes.push(c);
+    }
     cx.mark(pp, verdict, notes.join("; "));
     for host in hosts {
         for dest in &dests {
@@ -305,6 +309,14 @@ fn pool_for(
             (pool, None)
         }
     };
+    // cutover speaks one way to a pool: an upstream reached over both
+    // http:// and https:// cannot be one pool.
+    match cx.schemes.insert(pool.clone(), https) {
+        Some(before) if before != https => cx.conflicts.push(format!(
+            "upstream {name} is reached over http:// and https://; a cutover pool speaks one of them"
+        )),
+        _ => {}
+    }
     if https {
         let tls = pool_tls(cx, scope, name);
         for p in std::iter::once(&pool).chain(backup.iter()) {

@@ -78,6 +78,10 @@ pub(super) struct Ctx {
     pub upstreams: HashMap<String, (String, Option<String>)>,
     /// `$var` → what `split_clients` or `map` defines.
     pub vars: HashMap<String, vars::Var>,
+    /// Pool → whether `proxy_pass` reaches it over https.
+    pub schemes: HashMap<String, bool>,
+    /// Conflicts found while resolving the current `proxy_pass`.
+    pub conflicts: Vec<String>,
 }
 
 impl std::ops::Deref for Ctx {
@@ -109,6 +113,8 @@ impl Ctx {
             base,
             upstreams: HashMap::new(),
             vars: HashMap::new(),
+            schemes: HashMap::new(),
+            conflicts: Vec::new(),
         }
     }
 
