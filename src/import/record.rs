@@ -91,3 +91,22 @@ impl Recorder {
         }
     }
 }
+
+/// `Deref`/`DerefMut` from an importer's context to the [`Recorder`] in its
+/// `rec` field, so `cx.t` and `cx.mark_at` read as the recorder's own.
+macro_rules! derefs_to_recorder {
+    ($t:ty) => {
+        impl std::ops::Deref for $t {
+            type Target = $crate::import::record::Recorder;
+            fn deref(&self) -> &Self::Target {
+                &self.rec
+            }
+        }
+        impl std::ops::DerefMut for $t {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.rec
+            }
+        }
+    };
+}
+pub(super) use derefs_to_recorder;

@@ -133,6 +133,21 @@ impl History {
     }
 }
 
+/// A step's summary before any figures are added.
+fn fresh(step: usize, share: f64, t: u64) -> StepSummary {
+    StepSummary {
+        step,
+        share,
+        from: t,
+        to: t,
+        rps: 0.0,
+        p99_ms: None,
+        failure_rate: 0.0,
+        verdict: None,
+        rolled_back: false,
+    }
+}
+
 /// Each step of a shift, from `points` (for the new pool `new`).
 pub fn steps(points: &[Point], new: &str) -> Vec<StepSummary> {
     let mut out: Vec<StepSummary> = Vec::new();
@@ -153,34 +168,14 @@ pub fn steps(points: &[Point], new: &str) -> Vec<StepSummary> {
                 _ if step == 0 => continue,
                 _ => {
                     acc = (0, 0, 0);
-                    out.push(StepSummary {
-                        step,
-                        share: 0.0,
-                        from: p.t,
-                        to: p.t,
-                        rps: 0.0,
-                        p99_ms: None,
-                        failure_rate: 0.0,
-                        verdict: None,
-                        rolled_back: true,
-                    });
+                    out.push(fresh(step, 0.0, p.t));
                 }
             }
         } else if step == 0 || state == "idle" {
             continue;
         } else if out.last().is_none_or(|s| s.step != step || s.rolled_back) {
             acc = (0, 0, 0);
-            out.push(StepSummary {
-                step,
-                share: p.share.unwrap_or(0.0),
-                from: p.t,
-                to: p.t,
-                rps: 0.0,
-                p99_ms: None,
-                failure_rate: 0.0,
-                verdict: None,
-                rolled_back: false,
-            });
+            out.push(fresh(step, p.share.unwrap_or(0.0), p.t));
         }
         let np = p.pools.iter().find(|x| x.pool == new);
         let Some(s) = out.last_mut() else { continue };

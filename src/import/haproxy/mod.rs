@@ -27,18 +27,7 @@ pub(super) struct Ctx {
     ca_base: Option<String>,
 }
 
-impl std::ops::Deref for Ctx {
-    type Target = Recorder;
-    fn deref(&self) -> &Recorder {
-        &self.rec
-    }
-}
-
-impl std::ops::DerefMut for Ctx {
-    fn deref_mut(&mut self) -> &mut Recorder {
-        &mut self.rec
-    }
-}
+super::record::derefs_to_recorder!(Ctx);
 
 impl Ctx {
     fn join(&self, base: Option<&str>, p: &str) -> String {

@@ -84,18 +84,7 @@ pub(super) struct Ctx {
     pub conflicts: Vec<String>,
 }
 
-impl std::ops::Deref for Ctx {
-    type Target = Recorder;
-    fn deref(&self) -> &Recorder {
-        &self.rec
-    }
-}
-
-impl std::ops::DerefMut for Ctx {
-    fn deref_mut(&mut self) -> &mut Recorder {
-        &mut self.rec
-    }
-}
+super::record::derefs_to_recorder!(Ctx);
 
 fn place(d: &Directive) -> Place {
     Place {
