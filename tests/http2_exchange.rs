@@ -9,7 +9,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{addrs, base_config, Backend, ProxyProc};
+use common::{addrs, Backend, ProxyProc};
 use http_body_util::{BodyExt, Full, StreamBody};
 use tokio::io::AsyncWriteExt;
 
@@ -64,11 +64,7 @@ async fn send(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_bodies_of_every_size_reach_the_backend_whole() {
     let app = Backend::spawn("app").await;
-    let cfg = format!(
-        "{}[pools.app]\nbackends = [{}]\n[[routes]]\nname = \"api\"\nsplit = {{ app = 1 }}\n",
-        base_config(),
-        addrs(&[&app])
-    );
+    let cfg = common::one_route(&addrs(&[&app]));
     let proxy = ProxyProc::start(&cfg);
     let mut h2 = connect(&proxy).await;
     for size in [0usize, 10, 64 * 1024, 200 * 1024, 1024 * 1024] {
@@ -145,10 +141,7 @@ async fn framing_backend() -> std::net::SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_framed_every_http1_way_arrive_whole_within_a_small_window() {
     let backend = framing_backend().await;
-    let cfg = format!(
-        "{}[pools.app]\nbackends = [\"{backend}\"]\n[[routes]]\nname = \"api\"\nsplit = {{ app = 1 }}\n",
-        base_config()
-    );
+    let cfg = common::one_route(&format!("\"{backend}\""));
     let proxy = ProxyProc::start(&cfg);
     let expected: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
     let mut h2 = connect(&proxy).await;
@@ -235,10 +228,7 @@ async fn a_clients_trailers_reach_an_http1_backend_in_the_last_chunk() {
         return;
     }
     let backend = trailer_echo_backend().await;
-    let cfg = format!(
-        "{}[pools.app]\nbackends = [\"{backend}\"]\n[[routes]]\nname = \"api\"\nsplit = {{ app = 1 }}\n",
-        base_config()
-    );
+    let cfg = common::one_route(&format!("\"{backend}\""));
     let proxy = ProxyProc::start(&cfg);
     let mut h2 = connect(&proxy).await;
     // Kept whole (then sent chunked), and streamed past retry_buffer.
@@ -261,11 +251,7 @@ async fn a_clients_trailers_reach_an_http1_backend_in_the_last_chunk() {
 #[tokio::test]
 async fn expect_100_continue_gets_its_go_ahead() {
     let b = Backend::spawn("a").await;
-    let proxy = ProxyProc::start(&format!(
-        "{}[pools.p]\nbackends = [{}]\n\n[[routes]]\nname = \"r\"\nsplit = {{ p = 100 }}\n",
-        base_config(),
-        addrs(&[&b])
-    ));
+    let proxy = ProxyProc::start(&common::one_route(&addrs(&[&b])));
     let tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
     let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(conn);

@@ -25,6 +25,7 @@
 
 mod families;
 mod fleet;
+mod report;
 
 pub(crate) mod server;
 mod status;
@@ -211,20 +212,8 @@ impl AdminApi {
                 body: STATUS_PAGE.as_bytes().to_vec(),
             },
             ["healthz"] => AdminResponse::json(200, json!({ "status": "healthy" })),
-            ["report"] => {
-                let doc = crate::migration::build(&self.control, &self.control.history);
-                AdminResponse::json(200, serde_json::to_value(doc).unwrap_or(Value::Null))
-            }
-            ["report.svg"] => AdminResponse {
-                status: 200,
-                content_type: "image/svg+xml",
-                headers: Vec::new(),
-                body: crate::migration::svg::render(&crate::migration::build(
-                    &self.control,
-                    &self.control.history,
-                ))
-                .into_bytes(),
-            },
+            ["report"] => report::json(&self.control),
+            ["report.svg"] => report::svg(&self.control),
             ["readyz"] => self.readyz(),
             ["services"] => AdminResponse::json(200, status::services(&self.control)),
             ["status"] => {

@@ -55,11 +55,7 @@ pub(super) fn shift_of(control: &Control, route: &str) -> Option<Value> {
     let verdict = rc.last_verdict.as_ref().map(|(at, v)| {
         json!({
             "at": rfc3339(*at),
-            "result": match v.breach {
-                None => "no_verdict",
-                Some(false) => "pass",
-                Some(true) => "breach",
-            },
+            "result": v.word(),
             "reasons": v.reasons,
             "to": figures(&v.to),
             "from": figures(&v.from),
@@ -71,7 +67,7 @@ pub(super) fn shift_of(control: &Control, route: &str) -> Option<Value> {
         "to": config.pools[cfg.to].name,
         "from": config.pools[cfg.from].name,
         "steps": cfg.steps,
-        "step": if state.phase == crate::shift::Phase::Idle { 0 } else { state.step + 1 },
+        "step": state.shown_step(),
         "share": state.share(cfg).unwrap_or(0.0),
         "hold": humantime::format_duration(cfg.hold).to_string(),
         "step_started_at": rfc3339(state.step_started),

@@ -56,24 +56,13 @@ fn routes(control: &Control, span: Duration) -> Vec<RouteSums> {
                     .filter(|(s, _)| s.pool == sc.to)
                     .map(|(_, v)| v)
                     .sum::<f64>();
-                let verdict = ctl.last_verdict.as_ref().map(|(_, v)| {
-                    match v.breach {
-                        None => "no_verdict",
-                        Some(false) => "pass",
-                        Some(true) => "breach",
-                    }
-                    .to_string()
-                });
+                let verdict = ctl.last_verdict.as_ref().map(|(_, v)| v.word().to_string());
                 Some(Position {
                     new: cfg.pools[sc.to].name.clone(),
                     old: cfg.pools[sc.from].name.clone(),
                     alpha,
                     state: st.phase.as_str().to_string(),
-                    step: if st.phase == crate::shift::Phase::Idle {
-                        0
-                    } else {
-                        st.step + 1
-                    },
+                    step: st.shown_step(),
                     verdict,
                 })
             });

@@ -20,6 +20,17 @@ pub struct Verdict {
     pub p99_ratio: Option<f64>,
 }
 
+impl Verdict {
+    /// `pass`, `breach` or `no_verdict`, as `/status` and the report say it.
+    pub fn word(&self) -> &'static str {
+        match self.breach {
+            None => "no_verdict",
+            Some(false) => "pass",
+            Some(true) => "breach",
+        }
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1}ms", d.as_secs_f64() * 1000.0)
 }

@@ -157,6 +157,15 @@ impl ShiftState {
         s
     }
 
+    /// The step as operators count it: 1-based, 0 before the start.
+    pub fn shown_step(&self) -> usize {
+        if self.phase == Phase::Idle {
+            0
+        } else {
+            self.step + 1
+        }
+    }
+
     /// The target pool's share now (percent), or `None` when the route's
     /// configured split applies (before the start).
     pub fn share(&self, cfg: &ShiftConfig) -> Option<f64> {

@@ -54,6 +54,15 @@ pub fn base_config() -> String {
     )
 }
 
+/// [`base_config`] with one pool `app` of `backends` (a TOML list's items)
+/// and one route `api` taking every request to it.
+pub fn one_route(backends: &str) -> String {
+    format!(
+        "{}[pools.app]\nbackends = [{backends}]\n[[routes]]\nname = \"api\"\nsplit = {{ app = 1 }}\n",
+        base_config()
+    )
+}
+
 /// `fast_path = false` when the suite runs with `CUTOVER_TEST_FAST_PATH=false`
 /// (scripts/test.sh runs the behaviour suites once on each request path),
 /// else nothing (the default, cutover's own path where it applies).

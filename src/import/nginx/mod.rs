@@ -8,6 +8,7 @@
 
 mod directives;
 mod location;
+mod names;
 mod parse;
 mod server;
 mod settings;

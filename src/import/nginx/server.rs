@@ -103,37 +103,6 @@ fn push_at(cx: &mut Ctx, at: &Place, directive: &str, verdict: Verdict, note: &s
     });
 }
 
-/// The hosts a server's routes match: one entry per name, and `None` (any
-/// host) when the server is the default for one of its addresses.
-fn hosts(cx: &mut Ctx, d: &Directive) -> Vec<Option<String>> {
-    let mut out = Vec::new();
-    let names: Vec<&Directive> = d
-        .children()
-        .iter()
-        .filter(|c| c.name == "server_name")
-        .collect();
-    for n in &names {
-        let mut note = Vec::new();
-        let mut verdict = Verdict::Converted;
-        for name in &n.args {
-            let name = name.to_ascii_lowercase();
-            if name.starts_with('~') {
-                verdict = Verdict::Blocking;
-                note.push(format!("{name}: a regular expression; cutover matches names exactly or by *. / .* wildcards"));
-            } else if name.is_empty() || name == "_" {
-                // Not a real host: only the default-server role counts.
-            } else if let Some(rest) = name.strip_prefix('.') {
-                out.push(Some(rest.to_string()));
-                out.push(Some(format!("*.{rest}")));
-            } else {
-                out.push(Some(name));
-            }
-        }
-        cx.mark(n, verdict, note.join("; "));
-    }
-    out
-}
-
 /// Read one `server` block.
 pub(super) fn server(cx: &mut Ctx, servers: &mut Servers, scope: &[&Directive], d: &Directive) {
     let idx = servers.tls.len();
@@ -236,7 +205,7 @@ pub(super) fn server(cx: &mut Ctx, servers: &mut Servers, scope: &[&Directive], 
         http2,
         at: place(d),
     });
-    let mut hosts = hosts(cx, d);
+    let mut hosts = super::names::hosts(cx, d);
     let is_default = idx == servers.catch_all;
     if is_default {
         hosts.push(None);
