@@ -25,6 +25,7 @@
 
 mod families;
 mod fleet;
+mod mirror;
 mod report;
 
 pub(crate) mod server;
@@ -177,7 +178,8 @@ impl AdminApi {
             | ["status"]
             | ["metrics"]
             | ["report"]
-            | ["report.svg"] => Need::Read,
+            | ["report.svg"]
+            | ["routes", _, "mirror"] => Need::Read,
             ["reload"]
             | ["routes", _, "shift", "pause" | "resume" | "advance" | "rollback"]
             | ["routes", _, "split"]
@@ -214,6 +216,7 @@ impl AdminApi {
             ["healthz"] => AdminResponse::json(200, json!({ "status": "healthy" })),
             ["report"] => report::json(&self.control),
             ["report.svg"] => report::svg(&self.control),
+            ["routes", route, "mirror"] => mirror::diffs(&self.control, route),
             ["readyz"] => self.readyz(),
             ["services"] => AdminResponse::json(200, status::services(&self.control)),
             ["status"] => {
@@ -227,7 +230,9 @@ impl AdminApi {
                     .control
                     .metrics
                     .render({
-                        let mut f = families::live_families(&self.control.snapshot());
+                        let snap = self.control.snapshot();
+                        let mut f = families::live_families(&snap);
+                        f.extend(mirror::families(&snap));
                         f.extend(fleet::families(&self.control));
                         f
                     })

@@ -74,6 +74,7 @@ pub(super) fn shift_of(control: &Control, route: &str) -> Option<Value> {
         "next_step_at": state.next_step_at(cfg).map(rfc3339),
         "manual_split": rc.manual.is_some(),
         "gate": cfg.gate.as_ref().map(|_| json!({ "last_verdict": verdict })),
+        "mirror_wait": rc.mirror_wait,
     }))
 }
 
@@ -138,6 +139,7 @@ pub(super) fn status(control: &Control, reloader: Option<&Reloader>) -> Value {
                 "manual_split": manual,
                 "effective_split": effective,
                 "retries": r.stats.retries.load(Relaxed),
+                "mirror": super::mirror::status_of(&snap, r),
             })
         })
         .collect();

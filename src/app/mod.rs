@@ -118,6 +118,8 @@ impl BackgroundService for ControlPlane {
             self.control.clone(),
             shutdown.clone(),
         ));
+        // Copies in flight are abandoned at shutdown: they answer no one.
+        let mirror = tokio::spawn(crate::mirror::worker::run(self.control.clone()));
         let file_watch = self.file_watch.lock().ok().and_then(|mut w| w.take());
         let watch = match (self.reloader.clone(), file_watch) {
             (Some(r), Some(w)) => Some(tokio::spawn(crate::reload::watch::run(
@@ -147,6 +149,7 @@ impl BackgroundService for ControlPlane {
         if let Some(w) = watch {
             let _ = w.await;
         }
+        mirror.abort();
     }
 }
 

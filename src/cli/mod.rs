@@ -1,9 +1,11 @@
-//! The command line: `run`, `check`, `demo`, `status`, `import`, `report`.
+//! The command line: `run`, `check`, `demo`, `status`, `import`, `report`,
+//! `mirror diffs`.
 //!
 //! Exit codes: 0 ok; 1 invalid config or failed check; 2 usage error (from
 //! clap). Errors are printed as one line an operator can act on, never as a
 //! panic or a debug dump.
 
+mod mirror;
 mod status;
 
 use crate::app::signals::{exit_when_drained, UnixSignals};
@@ -44,6 +46,23 @@ impl AdminTarget {
         status::target(self.admin.as_deref(), self.config.as_deref(), self.token)
             .map_err(|e| e.to_string())
     }
+}
+
+/// `cutover mirror …`
+#[derive(Debug, Subcommand)]
+pub enum MirrorCommand {
+    /// A route's mirror figures and its last mismatches (request, both
+    /// statuses, the first differing header or JSON path, body sizes).
+    Diffs {
+        /// The route.
+        route: String,
+        /// Which proxy to ask.
+        #[command(flatten)]
+        target: AdminTarget,
+        /// Print them as JSON (as `GET /routes/{route}/mirror` answers).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The subcommands.
@@ -117,6 +136,12 @@ pub enum Command {
         #[arg(long)]
         svg: Option<PathBuf>,
     },
+    /// Shadow traffic of a running proxy.
+    Mirror {
+        /// What to show.
+        #[command(subcommand)]
+        what: MirrorCommand,
+    },
     /// Show a running proxy's routes, splits, shifts, pools and backends.
     Status {
         /// Which proxy to ask.
@@ -176,6 +201,20 @@ pub fn main(cli: Cli) -> i32 {
             Ok((admin, token)) => report(&admin, token.as_deref(), json, svg.as_deref()),
             Err(e) => {
                 eprintln!("cutover report: {e}");
+                1
+            }
+        },
+        Command::Mirror {
+            what:
+                MirrorCommand::Diffs {
+                    route,
+                    target,
+                    json,
+                },
+        } => match target.resolve() {
+            Ok((admin, token)) => mirror::diffs(&admin, token.as_deref(), &route, json),
+            Err(e) => {
+                eprintln!("cutover mirror diffs: {e}");
                 1
             }
         },

@@ -18,6 +18,7 @@ mod summary;
 mod validate;
 mod validate_admin;
 mod validate_cluster;
+mod validate_mirror;
 mod validate_pool;
 mod validate_report;
 mod validate_route;

@@ -129,6 +129,28 @@ pub struct RouteConfig {
     pub override_header: Option<HeaderName>,
     /// The gradual shift, if any.
     pub shift: Option<ShiftConfig>,
+    /// Shadow traffic: copies of some requests sent to another pool and
+    /// the answers compared.
+    pub mirror: Option<MirrorConfig>,
+}
+
+/// `[routes.mirror]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirrorConfig {
+    /// Index of the pool that receives the copies.
+    pub to: usize,
+    /// Share of the route's requests copied, in percent (0.01 % steps).
+    pub percent: f64,
+    /// Methods copied (default: the safe ones, GET HEAD OPTIONS).
+    pub methods: Vec<Method>,
+    /// Requests with a larger body are not copied (counted).
+    pub max_body: usize,
+    /// Deadline for the mirror's whole answer.
+    pub timeout: Duration,
+    /// Header names (lowercase) left out of the comparison.
+    pub ignore_headers: Vec<String>,
+    /// JSON paths left out of the comparison (`$.a.b`, `$.items[*].id`).
+    pub ignore_json: Vec<String>,
 }
 
 /// One pool of a route's split.
@@ -205,6 +227,10 @@ pub struct GateConfig {
     pub max_p99_ratio: Option<f64>,
     /// No verdict on fewer requests than this in the window.
     pub min_requests: u64,
+    /// Highest tolerated share of mirrored requests whose answers differ:
+    /// above it (or with fewer than `min_requests` compared) a shift does
+    /// not start or advance.
+    pub max_mirror_mismatch: Option<f64>,
     /// What a breach does.
     pub on_breach: OnBreach,
 }

@@ -269,6 +269,37 @@ pub struct RawRoute {
     pub sticky: Option<Spanned<RawSticky>>,
     pub override_header: Option<SStr>,
     pub shift: Option<Spanned<RawShift>>,
+    pub mirror: Option<Spanned<RawMirror>>,
+}
+
+/// `[routes.mirror]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMirror {
+    pub to: SStr,
+    pub percent: Option<Spanned<f64>>,
+    pub methods: Option<Spanned<Vec<SStr>>>,
+    pub max_body: Option<Spanned<RawSize>>,
+    pub timeout: Option<SStr>,
+    pub compare: Option<Spanned<RawCompare>>,
+}
+
+/// A size: bytes as a number, or `"64KiB"`, `"1MiB"`, `"512"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawSize {
+    /// A whole number of bytes.
+    Bytes(i64),
+    /// A number with a unit.
+    Text(String),
+}
+
+/// `compare = { ignore_headers, ignore_json }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompare {
+    pub ignore_headers: Option<Vec<SStr>>,
+    pub ignore_json: Option<Vec<SStr>>,
 }
 
 /// `match = { host, path_prefix, methods, headers }`
@@ -311,4 +342,5 @@ pub struct RawGate {
     pub max_p99_ratio: Option<Spanned<f64>>,
     pub min_requests: Option<Spanned<i64>>,
     pub on_breach: Option<SStr>,
+    pub max_mirror_mismatch: Option<Spanned<f64>>,
 }

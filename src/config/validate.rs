@@ -52,7 +52,7 @@ pub(super) fn validate(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let cluster = raw.cluster.as_ref().map(|c| v.cluster(c)).transpose()?;
     let report = v.report(raw.report.as_ref(), &raw.pools)?;
     let pools = v.pools(raw.pools)?;
-    let routes = v.routes(raw.routes, &pools)?;
+    let routes = v.routes(raw.routes, &pools, proxy.retry_buffer)?;
     Ok(Config {
         path: path.to_path_buf(),
         hash: text_hash(text),

@@ -11,6 +11,7 @@ impl Validator<'_> {
         &self,
         raw: Vec<Spanned<RawRoute>>,
         pools: &[PoolConfig],
+        retry_buffer: usize,
     ) -> Result<Vec<RouteConfig>, ConfigError> {
         let mut names = HashSet::new();
         let mut routes = Vec::new();
@@ -31,7 +32,7 @@ impl Validator<'_> {
                     format!("another route is already named {:?}", name.get_ref()),
                 ));
             }
-            routes.push(self.route(route, &field, pools)?);
+            routes.push(self.route(route, &field, pools, retry_buffer)?);
         }
         Ok(routes)
     }
@@ -68,7 +69,9 @@ impl Validator<'_> {
         route: Spanned<RawRoute>,
         field: &str,
         pools: &[PoolConfig],
+        retry_buffer: usize,
     ) -> Result<RouteConfig, ConfigError> {
+        let route_span = route.span();
         let raw = route.into_inner();
         let matcher = match &raw.matcher {
             Some(m) => self.matcher(m.get_ref(), &format!("{field}.match"))?,
@@ -142,6 +145,27 @@ impl Validator<'_> {
             .as_ref()
             .map(|s| self.shift(s, &format!("{field}.shift"), &split, pools))
             .transpose()?;
+        let mirror = raw
+            .mirror
+            .as_ref()
+            .map(|m| self.mirror(m, &format!("{field}.mirror"), &split, pools, retry_buffer))
+            .transpose()?;
+        let mirror_gate = shift
+            .as_ref()
+            .and_then(|s| s.gate.as_ref())
+            .is_some_and(|g| g.max_mirror_mismatch.is_some());
+        if mirror_gate && mirror.is_none() {
+            let span = raw
+                .shift
+                .as_ref()
+                .and_then(|s| s.get_ref().gate.as_ref())
+                .map_or(route_span, |g| g.span());
+            return Err(self.r.at(
+                span,
+                format!("{field}.shift.gate.max_mirror_mismatch"),
+                "needs a [routes.mirror] on the route: there are no comparisons to judge",
+            ));
+        }
 
         Ok(RouteConfig {
             name: raw.name.into_inner(),
@@ -151,10 +175,11 @@ impl Validator<'_> {
             sticky,
             override_header,
             shift,
+            mirror,
         })
     }
 
-    fn header_name(&self, s: &SStr, field: &str) -> Result<HeaderName, ConfigError> {
+    pub(super) fn header_name(&self, s: &SStr, field: &str) -> Result<HeaderName, ConfigError> {
         HeaderName::from_bytes(s.get_ref().trim().as_bytes()).map_err(|_| {
             self.r.at(
                 s.span(),

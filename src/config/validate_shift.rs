@@ -136,11 +136,26 @@ impl Validator<'_> {
             Some(v) => Some(*v.get_ref()),
             None => None,
         };
-        if max_error_rate.is_none() && max_p99.is_none() && max_p99_ratio.is_none() {
+        let max_mirror_mismatch = match &raw.max_mirror_mismatch {
+            Some(v) if !(0.0..=1.0).contains(v.get_ref()) => {
+                return Err(self.r.at(
+                    v.span(),
+                    format!("{field}.max_mirror_mismatch"),
+                    "must be a fraction from 0 to 1 (0.01 means 1 %)",
+                ))
+            }
+            Some(v) => Some(*v.get_ref()),
+            None => None,
+        };
+        if max_error_rate.is_none()
+            && max_p99.is_none()
+            && max_p99_ratio.is_none()
+            && max_mirror_mismatch.is_none()
+        {
             return Err(self.r.at(
                 g.span(),
                 field,
-                "a gate needs at least one of max_error_rate, max_p99, max_p99_ratio",
+                "a gate needs at least one of max_error_rate, max_p99, max_p99_ratio, max_mirror_mismatch",
             ));
         }
         let min_requests = match &raw.min_requests {
@@ -164,6 +179,7 @@ impl Validator<'_> {
             max_p99_ratio,
             min_requests,
             on_breach,
+            max_mirror_mismatch,
         })
     }
 }

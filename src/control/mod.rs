@@ -253,6 +253,11 @@ impl Control {
         Ok(())
     }
 
+    /// The queue of mirrored exchanges, for the mirror worker (once).
+    pub(crate) fn mirror_queue(&self) -> Option<tokio::sync::mpsc::Receiver<crate::mirror::Job>> {
+        self.registry.mirror_hub.take_receiver()
+    }
+
     /// The current snapshot: the one load a request makes.
     #[inline]
     pub fn snapshot(&self) -> Arc<Snapshot> {

@@ -38,6 +38,9 @@ pub struct RouteControl {
     /// A stop (gate breach, or a pause or rollback while etcd was
     /// unreachable) this replica made that the fleet has not seen yet.
     pub pending_stop: bool,
+    /// Why the shift waits for the mirror (`max_mirror_mismatch`), while it
+    /// does.
+    pub mirror_wait: Option<String>,
 }
 
 impl RouteControl {
@@ -58,11 +61,23 @@ impl RouteControl {
             definition,
             origin,
             manual: None,
-            shift: route.shift.as_ref().map(|s| ShiftState::at(s, origin, at)),
+            shift: route.shift.as_ref().map(|s| {
+                if s.gate
+                    .as_ref()
+                    .is_some_and(|g| g.max_mirror_mismatch.is_some())
+                {
+                    // The control plane's tick starts it once the mirror
+                    // agrees.
+                    ShiftState::waiting(origin)
+                } else {
+                    ShiftState::at(s, origin, at)
+                }
+            }),
             gate_since_unix: 0,
             last_verdict: None,
             fleet_rev: 0,
             pending_stop: false,
+            mirror_wait: None,
         }
     }
 
@@ -150,6 +165,9 @@ pub fn route_definition(config: &Config, route: &RouteConfig) -> String {
         if let Some(v) = g.max_p99_ratio {
             parts.push(format!("max_p99_ratio={v}"));
         }
+        if let Some(v) = g.max_mirror_mismatch {
+            parts.push(format!("max_mirror_mismatch={v}"));
+        }
         parts.push(format!("min_requests={}", g.min_requests));
         parts.push(format!("on_breach={:?}", g.on_breach).to_lowercase());
         out.push_str(&parts.join(";"));
@@ -205,10 +223,39 @@ fn legacy_definition(config: &Config, route: &RouteConfig) -> String {
             s.steps.clone(),
             s.hold,
             s.start_at,
-            s.gate.clone(),
+            s.gate.as_ref().map(legacy::GateConfig::of),
         )
     });
     format!("{split:?} {shift:?}")
+}
+
+mod legacy {
+    //! The gate settings as older versions' `Debug` text showed them (the
+    //! fields they had), so their state files still match.
+
+    /// The gate of a legacy definition; its name and fields are what that
+    /// text holds.
+    #[derive(Debug)]
+    #[allow(dead_code)] // Read through `Debug` only.
+    pub(super) struct GateConfig {
+        max_error_rate: Option<f64>,
+        max_p99: Option<std::time::Duration>,
+        max_p99_ratio: Option<f64>,
+        min_requests: u64,
+        on_breach: crate::config::OnBreach,
+    }
+
+    impl GateConfig {
+        pub(super) fn of(g: &crate::config::GateConfig) -> GateConfig {
+            GateConfig {
+                max_error_rate: g.max_error_rate,
+                max_p99: g.max_p99,
+                max_p99_ratio: g.max_p99_ratio,
+                min_requests: g.min_requests,
+                on_breach: g.on_breach,
+            }
+        }
+    }
 }
 
 /// What is wrong with an operator's split.

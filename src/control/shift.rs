@@ -134,6 +134,10 @@ impl Control {
                 .cluster
                 .as_ref()
                 .and_then(|c| c.frozen(&route.name, &rc.hash, rc.fleet_rev));
+            let wait = cfg
+                .gate
+                .as_ref()
+                .and_then(|g| self.mirror_wait(&route.name, g, cfg, now_ms));
             let Some(rc) = st.routes.get_mut(&route.name) else {
                 continue;
             };
@@ -141,9 +145,29 @@ impl Control {
                 continue;
             };
             if frozen.is_none() {
-                for t in state.tick(cfg, now) {
-                    self.note_transition(&route.name, &t, cfg, None);
-                    changed = true;
+                let held = match &wait {
+                    Some(reason) => {
+                        let held = state.hold(cfg, now);
+                        if held && rc.mirror_wait.as_deref() != Some(reason) {
+                            if rc.mirror_wait.is_none() {
+                                self.events
+                                    .push("shift", format!("{}: {reason}", route.name));
+                                info!(route = %route.name, reason = %reason, "shift waits for the mirror");
+                            }
+                            rc.mirror_wait = Some(reason.clone());
+                        }
+                        held
+                    }
+                    None => false,
+                };
+                if !held {
+                    if rc.mirror_wait.take().is_some() {
+                        info!(route = %route.name, "the mirror agrees: the shift may go on");
+                    }
+                    for t in state.tick(cfg, now) {
+                        self.note_transition(&route.name, &t, cfg, None);
+                        changed = true;
+                    }
                 }
             }
             // The gate's window starts with the shift (see `gate_start`).
@@ -182,6 +206,34 @@ impl Control {
             }
             self.persist(&st);
         }
+    }
+
+    /// Why the shift of `route` must wait for its mirror, if it must: its
+    /// gate has `max_mirror_mismatch` and the mirror's comparisons over the
+    /// gate's window do not pass it. (On this replica's comparisons: each
+    /// replica mirrors its own share of the traffic.)
+    fn mirror_wait(
+        &self,
+        route: &str,
+        gate_cfg: &crate::config::GateConfig,
+        cfg: &ShiftConfig,
+        now_ms: u64,
+    ) -> Option<String> {
+        gate_cfg.max_mirror_mismatch?;
+        let snap = self.snapshot();
+        let Some(m) = snap
+            .routes
+            .iter()
+            .find(|r| &*r.name == route)
+            .and_then(|r| r.mirror.as_ref())
+        else {
+            return Some("waiting for the mirror: the route has no [routes.mirror]".into());
+        };
+        let compared = m
+            .state
+            .window
+            .figures(now_ms, gate::window_for(cfg.hold), 0);
+        gate::mirror_hold(gate_cfg, compared)
     }
 
     /// The gate's verdict on a route: on this replica's figures alone, and

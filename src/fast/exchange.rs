@@ -300,7 +300,8 @@ pub(super) enum BodyEnd {
     Client,
 }
 
-/// Relay the rest of a body, its earlier bytes already queued on `client`.
+/// Relay the rest of a body, its earlier bytes already queued on `client`
+/// (and kept in `tee`, for a mirror's comparison, if there is one).
 /// Returns how it ended and how many more body bytes the client got.
 pub(super) async fn relay_body<C: AsyncWrite + Unpin>(
     up: &mut Conn,
@@ -308,6 +309,7 @@ pub(super) async fn relay_body<C: AsyncWrite + Unpin>(
     buf: &mut Vec<u8>,
     tracker: &mut BodyTracker,
     read_timeout: Duration,
+    tee: &mut Option<&mut crate::mirror::Capture>,
 ) -> (BodyEnd, usize) {
     let mut sent = 0usize;
     loop {
@@ -327,6 +329,9 @@ pub(super) async fn relay_body<C: AsyncWrite + Unpin>(
             Ok(t) => t,
             Err(kind) => return (BodyEnd::Upstream(kind), sent),
         };
+        if let Some(c) = tee.as_deref_mut() {
+            c.response_body(&buf[..take]);
+        }
         if client.write_all(&buf[..take]).await.is_err() {
             return (BodyEnd::Client, sent);
         }

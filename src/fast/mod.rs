@@ -113,7 +113,11 @@ pub async fn serve(control: &Arc<Control>, client: &mut GuardedStream, conn: &Co
     let close = head.close || control.lifecycle.draining.load(Relaxed);
     let answer = if let Some(framing) = head.stream {
         // A body too large to keep for a retry, or chunked: streamed as it
-        // comes (what arrived with the head is back in the stream).
+        // comes (what arrived with the head is back in the stream), and not
+        // kept for a mirror copy either.
+        if let Some(c) = ctx.mirror.as_mut() {
+            c.streamed();
+        }
         let mut first = Vec::with_capacity(head.len + 160);
         request::write_upstream(&mut first, &head, client_ip, conn.tls);
         let req = Request {
@@ -254,6 +258,9 @@ async fn proxy(
 ) -> Answer {
     let settings = &snap.config.proxy;
     let tagged = decide::tags_pool(ctx);
+    if let Some(c) = ctx.mirror.as_mut() {
+        c.request_http1(req.head, req.head_len);
+    }
     // The next attempt skips the idle pool (a retry after a stale one).
     let mut fresh = false;
     loop {
@@ -328,6 +335,13 @@ async fn relay(
         }
     };
     let held = &buf[head.len..ahead.end];
+    if let Some(c) = ctx.mirror.as_mut() {
+        c.response_head_http1(&buf[..head.len], head.framing == response::Framing::Chunked);
+        c.response_body(held);
+        if ahead.done {
+            c.complete();
+        }
+    }
     if ahead.done {
         // The whole answer is here: the backend connection is free before
         // the client has read a byte.
@@ -354,10 +368,21 @@ async fn relay(
             keep_alive: false,
         };
     }
-    let (end, bytes) =
-        exchange::relay_body(&mut up, client, &mut buf, &mut tracker, read_timeout).await;
+    let mut tee = ctx.mirror.as_deref_mut();
+    let (end, bytes) = exchange::relay_body(
+        &mut up,
+        client,
+        &mut buf,
+        &mut tracker,
+        read_timeout,
+        &mut tee,
+    )
+    .await;
     let keep_alive = match end {
         BodyEnd::Complete { clean } => {
+            if let Some(c) = ctx.mirror.as_mut() {
+                c.complete();
+            }
             if clean && head.reusable {
                 upstream::put_idle(&attempt.key, up);
             }

@@ -76,6 +76,10 @@ pub(super) async fn relay(
         out,
     } = a;
     let settings = &snap.config.proxy;
+    if let Some(c) = ctx.mirror.as_mut() {
+        // The body pieces below come unframed.
+        c.response_head_http1(&buf[..head.len], false);
+    }
     let mut unframe = Unframe::new(head.framing);
     let mut payload = Vec::with_capacity(match head.framing {
         Framing::Length(n) => (n as usize).min(RESPONSE_HOLD),
@@ -111,6 +115,10 @@ pub(super) async fn relay(
             if clean && head.reusable {
                 upstream::put_idle(&key, up);
             }
+            if let Some(c) = ctx.mirror.as_mut() {
+                c.response_body(&payload);
+                c.complete();
+            }
             let len = payload.len();
             let trailers = unframe.trailers();
             let ends = trailers.is_none();
@@ -135,6 +143,9 @@ pub(super) async fn relay(
             };
             let mut bytes = 0;
             loop {
+                if let Some(c) = ctx.mirror.as_mut() {
+                    c.response_body(&payload);
+                }
                 let n = payload.len();
                 let piece = Bytes::from(std::mem::replace(
                     &mut payload,
@@ -160,6 +171,10 @@ pub(super) async fn relay(
                     Ok(Some(took)) => {
                         if took == buf.len() && head.reusable && !unframe.until_close() {
                             upstream::put_idle(&key, up);
+                        }
+                        if let Some(c) = ctx.mirror.as_mut() {
+                            c.response_body(&payload);
+                            c.complete();
                         }
                         let n = payload.len();
                         let last = Bytes::from(payload);

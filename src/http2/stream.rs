@@ -173,6 +173,12 @@ async fn attempts<'s>(
         Err(BodyError::TimedOut) => return Err(NoAnswer::Status(408)),
         Err(BodyError::Gone) => return Err(NoAnswer::Gone),
     };
+    if let Some(c) = ctx.mirror.as_mut() {
+        match out.streamed {
+            None => c.request_http1(&out.bytes, out.head_len),
+            Some(_) => c.streamed(),
+        }
+    }
     let tagged = decide::tags_pool(ctx);
     let mut fresh = false;
     loop {

@@ -257,6 +257,35 @@ fn generalise(path: &str) -> String {
     out
 }
 
+/// Whether `path` is a JSON path as `ignore_json` takes them: `$`, then
+/// `.name` and `[N]` / `[*]` segments.
+pub fn valid_path(path: &str) -> bool {
+    let Some(mut rest) = path.strip_prefix('$') else {
+        return false;
+    };
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            if end == 0 {
+                return false;
+            }
+            rest = &after[end..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let Some(end) = after.find(']') else {
+                return false;
+            };
+            let index = &after[..end];
+            if !(index == "*" || (!index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))) {
+                return false;
+            }
+            rest = &after[end + 1..];
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
 /// Whether `pattern` (with `[*]` for any index) names `path` or one of
 /// its ancestors (ignoring `$.a` ignores everything under it).
 fn path_matches(pattern: &str, path: &str) -> bool {

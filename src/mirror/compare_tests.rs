@@ -172,3 +172,22 @@ fn paths() {
     assert_eq!(generalise("$.x[12].y[0]"), "$.x[*].y[*]");
     assert_eq!(generalise("$[\"a b\"]"), "$[\"a b\"]");
 }
+
+#[test]
+fn json_paths_are_checked() {
+    for ok in ["$", "$.timestamp", "$.items[*].id", "$.items[0]", "$.a.b.c"] {
+        assert!(valid_path(ok), "{ok}");
+    }
+    for bad in [
+        "",
+        "timestamp",
+        "$.",
+        "$..a",
+        "$.a[",
+        "$.a[x]",
+        "$a",
+        "$.a[]",
+    ] {
+        assert!(!valid_path(bad), "{bad}");
+    }
+}

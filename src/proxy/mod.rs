@@ -156,7 +156,7 @@ impl ProxyHttp for CutoverProxy {
         &self,
         session: &mut Session,
         upstream_request: &mut RequestHeader,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> pingora::Result<()> {
         let client_ip = session
             .client_addr()
@@ -164,7 +164,48 @@ impl ProxyHttp for CutoverProxy {
             .map(|a| a.ip());
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         headers::strip_request_hop_by_hop(upstream_request);
-        headers::add_forwarded(upstream_request, client_ip, tls)
+        headers::add_forwarded(upstream_request, client_ip, tls)?;
+        if let Some(c) = ctx.mirror.as_mut() {
+            let target = upstream_request
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str());
+            c.request_parts(
+                upstream_request.method.as_str(),
+                target,
+                upstream_request
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_bytes())),
+            );
+        }
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        if let (Some(c), Some(piece)) = (ctx.mirror.as_mut(), body.as_ref()) {
+            c.request_body(piece);
+        }
+        Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<Option<std::time::Duration>> {
+        if let (Some(c), Some(piece)) = (ctx.mirror.as_mut(), body.as_ref()) {
+            c.response_body(piece);
+        }
+        Ok(None)
     }
 
     async fn upstream_response_filter(
@@ -179,6 +220,15 @@ impl ProxyHttp for CutoverProxy {
         if let Err(why) = headers::check_response_framing(upstream_response) {
             decide::record_failure(ctx, FailureKind::Other, true);
             return Error::e_explain(ErrorType::HTTPStatus(502), why);
+        }
+        if let Some(c) = ctx.mirror.as_mut() {
+            c.response_head(
+                upstream_response.status.as_u16(),
+                upstream_response
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_bytes())),
+            );
         }
         headers::strip_hop_by_hop(upstream_response);
         decide::record_answer(ctx, upstream_response.status.as_u16());
@@ -285,7 +335,13 @@ impl ProxyHttp for CutoverProxy {
         }
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        if let Some(c) = ctx.mirror.as_mut() {
+            // The backend's whole answer went through: nothing failed.
+            if e.is_none() && ctx.proxy_status.is_none() && session.response_written().is_some() {
+                c.complete();
+            }
+        }
         // 499, as nginx logs it: the client went away before an answer.
         let status = match session.response_written() {
             Some(r) => r.status.as_u16(),

@@ -41,6 +41,8 @@ pub struct Ctx {
     pub fresh_retry: bool,
     /// This request had its one fresh-connection retry.
     pub fresh_retry_used: bool,
+    /// What is kept of the exchange for the mirror, when it is copied.
+    pub mirror: Option<Box<crate::mirror::Capture>>,
     /// Counts the request as in flight until dropped.
     pub _in_flight: Option<InFlight>,
 }
@@ -64,6 +66,7 @@ impl Ctx {
             client_stalled: false,
             fresh_retry: false,
             fresh_retry_used: false,
+            mirror: None,
             _in_flight: in_flight,
         }
     }

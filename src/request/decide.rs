@@ -66,8 +66,12 @@ pub fn choose_pool(
         .as_ref()
         .and_then(|s| sticky::key_bucket(s, view.headers, client_ip))
         .unwrap_or_else(|| split::sequence_bucket(route.seq.fetch_add(1, Relaxed)));
+    let pool = select::choose_pool(route, &snap.pools, bucket, forced, now);
     ctx.route = Some(ri);
-    ctx.pool = Some(select::choose_pool(route, &snap.pools, bucket, forced, now));
+    ctx.pool = Some(pool);
+    if route.mirror.is_some() {
+        ctx.mirror = crate::mirror::select(route, view.method, pool);
+    }
 }
 
 /// Whether the answer names the pool that served (`X-Cutover-Pool`): the
@@ -235,6 +239,11 @@ pub fn finish(metrics: &Metrics, ctx: &mut Ctx, done: Entry<'_>) {
     };
     let elapsed = ctx.started.elapsed();
     let pool = ctx.served_pool.or(ctx.pool);
+    if let (Some(capture), Some(ri)) = (ctx.mirror.take(), ctx.route) {
+        // The primary's own answer only: not the proxy's 502/504.
+        let served = pool.filter(|_| ctx.proxy_status.is_none());
+        crate::mirror::submit(snap, ri, served, capture);
+    }
     match (ctx.route, pool) {
         (Some(ri), Some(p)) => {
             if let Some(m) = route_pool_metrics(snap, ri, p) {

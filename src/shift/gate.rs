@@ -40,6 +40,31 @@ pub(crate) fn window_for(hold: Duration) -> Duration {
     hold.min(Duration::from_secs(60))
 }
 
+/// The mirror's word on a shift whose gate has `max_mirror_mismatch`,
+/// from the mirror's comparisons in the window (a mismatch counted as an
+/// error): `None` when the shift may start or advance, else why it waits —
+/// too few answers compared (`min_requests`), or too many different.
+pub(crate) fn mirror_hold(gate: &GateConfig, compared: Figures) -> Option<String> {
+    let max = gate.max_mirror_mismatch?;
+    let need = gate.min_requests.max(1);
+    if compared.requests < need {
+        return Some(format!(
+            "waiting for the mirror: {} of {need} answers compared",
+            compared.requests
+        ));
+    }
+    if compared.error_rate() > max {
+        return Some(format!(
+            "mirror mismatch {:.2}% > {:.2}% ({} of {} answers differ)",
+            compared.error_rate() * 100.0,
+            max * 100.0,
+            compared.errors,
+            compared.requests
+        ));
+    }
+    None
+}
+
 /// Judge `to` (and `from`, for the ratio) against `gate`.
 pub(crate) fn evaluate(gate: &GateConfig, to: Figures, from: Figures) -> Verdict {
     let p99_ratio = match (to.p99, from.p99) {
@@ -93,7 +118,20 @@ mod tests {
             max_p99_ratio: Some(1.5),
             min_requests: 100,
             on_breach: OnBreach::Rollback,
+            max_mirror_mismatch: None,
         }
+    }
+
+    #[test]
+    fn the_mirror_holds_until_enough_answers_agree() {
+        let mut g = gate();
+        assert_eq!(mirror_hold(&g, figures(0, 0, 1)), None, "no mirror limit");
+        g.max_mirror_mismatch = Some(0.01);
+        let few = mirror_hold(&g, figures(99, 0, 1)).expect("too few");
+        assert!(few.contains("99 of 100"), "{few}");
+        let bad = mirror_hold(&g, figures(200, 3, 1)).expect("1.5 % differ");
+        assert!(bad.contains("1.50% > 1.00%"), "{bad}");
+        assert_eq!(mirror_hold(&g, figures(200, 2, 1)), None, "1 % is within");
     }
 
     fn figures(requests: u64, errors: u64, p99_ms: u64) -> Figures {

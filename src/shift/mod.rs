@@ -166,6 +166,38 @@ impl ShiftState {
         }
     }
 
+    /// A shift that waits for the mirror's word (`max_mirror_mismatch`)
+    /// before its start: idle until the control plane lets it go, however
+    /// late that is.
+    pub fn waiting(origin: SystemTime) -> ShiftState {
+        ShiftState {
+            phase: Phase::Idle,
+            step: 0,
+            step_started: origin,
+            paused_elapsed: None,
+        }
+    }
+
+    /// Hold the shift where it is (the mirror gate does not pass): a start
+    /// or a next step due at `now` waits, due again as soon as the gate
+    /// passes, one step at a time (never several at once for the time
+    /// spent waiting). Returns whether something due was held.
+    pub fn hold(&mut self, cfg: &ShiftConfig, now: SystemTime) -> bool {
+        match self.phase {
+            Phase::Idle if now >= self.step_started => {
+                self.step_started = now;
+                true
+            }
+            Phase::Running
+                if self.step + 1 < cfg.steps.len() && now >= self.step_started + cfg.hold =>
+            {
+                self.step_started = now.checked_sub(cfg.hold).unwrap_or(now);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The target pool's share now (percent), or `None` when the route's
     /// configured split applies (before the start).
     pub fn share(&self, cfg: &ShiftConfig) -> Option<f64> {

@@ -119,7 +119,15 @@ pub(crate) fn build(
             .iter()
             .map(|s| registry.window(&r.name, &config.pools[s.pool].name))
             .collect();
+        let mirror = r.mirror.as_ref().map(|m| {
+            crate::mirror::RouteMirror::new(
+                m.clone(),
+                registry.mirror(&r.name, &config.pools[m.to].name),
+                registry.mirror_hub.sender(),
+            )
+        });
         routes.push(Route {
+            mirror,
             metrics,
             windows,
             shift: inputs.shifts.get(i).copied().flatten(),

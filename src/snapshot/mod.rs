@@ -86,6 +86,8 @@ pub struct Route {
     pub windows: Vec<Arc<Window>>,
     /// Where its shift is, if it has one.
     pub shift: Option<ShiftView>,
+    /// Its shadow traffic, if it has any.
+    pub mirror: Option<crate::mirror::RouteMirror>,
 }
 
 /// A shift's position, as frozen in a snapshot.

@@ -19,6 +19,11 @@ pub(crate) struct Registry {
     pool_seq: Mutex<HashMap<String, Arc<AtomicU64>>>,
     /// The gate's windows, by `route/pool`.
     windows: Mutex<HashMap<String, Arc<Window>>>,
+    /// Mirror figures and learned noise, by `route/pool` (the pool copies
+    /// go to).
+    mirrors: Mutex<HashMap<String, Arc<crate::mirror::MirrorState>>>,
+    /// The queue from the request paths to the mirror worker.
+    pub(crate) mirror_hub: crate::mirror::Hub,
 }
 
 impl Registry {
@@ -62,6 +67,12 @@ impl Registry {
         Registry::shared(&self.windows, &format!("{route}/{pool}"))
     }
 
+    /// The mirror state of `route` copying to `pool`, created on first
+    /// sight.
+    pub(crate) fn mirror(&self, route: &str, pool: &str) -> Arc<crate::mirror::MirrorState> {
+        Registry::shared(&self.mirrors, &format!("{route}/{pool}"))
+    }
+
     /// Forget state of backends, routes and pools `config` no longer has.
     pub(crate) fn prune(&self, config: &Config) {
         let mut keep = std::collections::HashSet::new();
@@ -93,6 +104,16 @@ impl Registry {
             .retain(|k, _| {
                 k.split_once('/').is_some_and(|(r, p)| {
                     has_route(&r.to_string()) && config.pools.iter().any(|c| c.name == p)
+                })
+            });
+        self.mirrors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, _| {
+                config.routes.iter().any(|r| {
+                    r.mirror
+                        .as_ref()
+                        .is_some_and(|m| *k == format!("{}/{}", r.name, config.pools[m.to].name))
                 })
             });
     }

@@ -1,0 +1,144 @@
+//! The mirror worker: takes finished exchanges off the queue, sends each
+//! copy to the mirror pool (and now and then to the primary again, to
+//! learn noise), compares the answers and counts the result. At most
+//! [`CONCURRENCY`] copies are in flight; while they are, the queue fills
+//! and further copies are dropped (counted) rather than waiting.
+
+use super::client::Client;
+use super::http1::{self, Reply};
+use super::state::Diff;
+use super::Job;
+use crate::clock::now_ms;
+use crate::control::Control;
+use crate::snapshot::{Backend, Snapshot};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Copies in flight at once, over all routes.
+pub const CONCURRENCY: usize = 64;
+
+/// Noise is learned from the first this many copies of a route…
+const NOISE_FIRST: u64 = 20;
+/// …then from one in this many.
+const NOISE_EVERY: u64 = 20;
+
+/// Run until the queue closes (the process ends).
+pub async fn run(control: Arc<Control>) {
+    let Some(mut queue) = control.mirror_queue() else {
+        return;
+    };
+    let client = Arc::new(Client::default());
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    while let Some(job) = queue.recv().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let client = client.clone();
+        tokio::spawn(async move {
+            handle(&client, job).await;
+            drop(permit);
+        });
+    }
+}
+
+/// A backend of pool `p` that can take a request now, round-robin by `rr`.
+fn pick<'s>(snap: &'s Snapshot, p: usize, rr: &AtomicU64, now: u64) -> Option<&'s Backend> {
+    let pool = snap.pools.get(p)?;
+    let ready: Vec<&Backend> = pool
+        .backends
+        .iter()
+        .filter(|b| b.weight > 0 && b.state.available(now))
+        .collect();
+    if ready.is_empty() {
+        return None;
+    }
+    let n = rr.fetch_add(1, Relaxed) as usize;
+    Some(ready[n % ready.len()])
+}
+
+/// Only a safe request may be sent to the primary a second time.
+fn safe(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
+async fn handle(client: &Client, job: Job) {
+    let snap = &job.snap;
+    let Some(m) = snap.routes.get(job.route).and_then(|r| r.mirror.as_ref()) else {
+        return;
+    };
+    let state = &m.state;
+    let (Some(copy), Some(primary)) = (http1::request(&job.capture), http1::reply(&job.capture))
+    else {
+        tracing::debug!("mirror: a captured exchange could not be read back");
+        return;
+    };
+    drop(job.capture);
+    let now = now_ms();
+    let Some(target) = pick(snap, m.config.to, &state.rr, now) else {
+        state.errors.fetch_add(1, Relaxed);
+        return;
+    };
+    let sample = safe(&copy.method) && {
+        let n = state.noise_samples.load(Relaxed);
+        n < NOISE_FIRST || state.mirrored.load(Relaxed) % NOISE_EVERY == 0
+    };
+    state.mirrored.fetch_add(1, Relaxed);
+    let timeout = m.config.timeout;
+    let mirrored = client.send(target, &copy, timeout);
+    let again = async {
+        if !sample {
+            return None;
+        }
+        let backend = pick(snap, job.primary, &state.rr, now)?;
+        client.send(backend, &copy, timeout).await.ok()
+    };
+    let (mirrored, again) = tokio::join!(mirrored, again);
+    if let Some(again) = again {
+        state.noise_samples.fetch_add(1, Relaxed);
+        if !primary.truncated && !again.truncated {
+            let learned = state.learn(&primary.answer(), &again.answer());
+            if learned {
+                tracing::debug!(route = %snap.routes[job.route].name, "mirror: learned noise");
+            }
+        }
+    }
+    let mirrored = match mirrored {
+        Ok(r) => r,
+        Err(e) => {
+            state.errors.fetch_add(1, Relaxed);
+            tracing::debug!(
+                route = %snap.routes[job.route].name,
+                backend = %target.addr,
+                "mirror: no answer: {e}"
+            );
+            return;
+        }
+    };
+    let ignore = state.ignore(&m.ignore);
+    let diff = compare(&primary, &mirrored, &ignore).map(|mismatch| {
+        Diff::new(
+            &copy.method,
+            &copy.target,
+            &mismatch,
+            (primary.status, primary.body.len()),
+            (mirrored.status, mirrored.body.len()),
+        )
+    });
+    state.count(now_ms(), diff);
+}
+
+/// Compare two answers; when either body was too large to keep, their
+/// bodies are left out.
+fn compare(
+    primary: &Reply,
+    mirrored: &Reply,
+    ignore: &super::compare::Ignore,
+) -> Option<super::compare::Mismatch> {
+    let (mut a, mut b) = (primary.answer(), mirrored.answer());
+    if primary.truncated || mirrored.truncated {
+        a.body = &[];
+        b.body = &[];
+    }
+    super::compare::compare(&a, &b, ignore)
+}
