@@ -41,7 +41,7 @@ cargo test --locked --all-targets 2>&1 | tee -a "$results"
 # (`fast_path = false`): one list of cases, both request paths. (The edge
 # suites, tests/edge*.rs, run both paths within themselves.)
 stage="the tests on Pingora's path"
-suites=(--test proxy_core --test failover --test shift --test reload --test lifecycle --test admin --test fleet --test tls_backends)
+suites=(--test proxy_core --test failover --test shift --test reload --test lifecycle --test admin --test fleet --test tls_backends --test mirror)
 # The import parity test (the real nginx and HAProxy beside cutover) and the
 # migration report run here too; the h2 runs leave out the import test (its
 # nginx and HAProxy listeners speak HTTP/1).

@@ -24,6 +24,9 @@ pub(crate) struct Faults {
     pub extra_latency_ms: AtomicU64,
     /// Health checks fail.
     pub unhealthy: AtomicBool,
+    /// A bug only the mirror sees: answers carry the currency in lower
+    /// case (`"usd"`), every status still 200.
+    pub wrong_currency: AtomicBool,
 }
 
 /// A running demo backend.
@@ -95,5 +98,22 @@ async fn answer(
             format!("{pool}: injected failure\n"),
         );
     }
-    respond(StatusCode::OK, format!("hello from {pool}\n"))
+    // The same answer from both pools, except who served it and a running
+    // request number (noise the mirror learns to ignore).
+    let currency = if faults.wrong_currency.load(Relaxed) {
+        "usd"
+    } else {
+        "USD"
+    };
+    let mut resp = respond(
+        StatusCode::OK,
+        format!(
+            "{{\"greeting\":\"hello\",\"served_by\":\"{pool}\",\"price\":12.5,\"currency\":\"{currency}\",\"request\":{n}}}\n"
+        ),
+    );
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
 }

@@ -3,15 +3,18 @@
 //! Starts two built-in pools of demo backends ("onprem" and "cloud"), the
 //! real proxy (same code as `cutover run`) with an in-memory config, and a
 //! load generator of 600 users, then draws what happens live: the split as a
-//! progress bar, per-pool request rate, error rate, p99, health and every
-//! shift transition. The story (see `script.rs`): the shift moves 0 → 10 →
-//! 50 %; the cloud pool starts failing; the gate rolls back on its own; the
-//! pool is fixed and the "operator" resumes; the shift runs to 100 %. Ends by
-//! itself and prints a summary.
+//! progress bar, per-pool request rate, error rate, p99, health, the
+//! mirror's comparisons and every shift transition. The story (see
+//! `script.rs`): the mirror finds that the cloud answers differently and the
+//! shift waits; the cloud is fixed, the answers agree, and the shift moves
+//! 0 → 10 → 50 %; the cloud pool starts failing; the gate rolls back on its
+//! own; the pool is fixed and the "operator" resumes; the shift runs to
+//! 100 %. Ends by itself and prints a summary.
 
 pub(crate) mod backends;
 pub(crate) mod fleet;
 pub(crate) mod load;
+pub(crate) mod mirror;
 pub(crate) mod script;
 pub(crate) mod view;
 
@@ -83,6 +86,15 @@ max_error_rate = 0.05
 max_p99 = "250ms"
 min_requests = 30
 on_breach = "rollback"
+# Neither start nor advance while more than 1 % of mirrored answers differ.
+max_mirror_mismatch = 0.01
+
+# Shadow traffic: a copy of 10 % of the requests goes to the cloud pool and
+# its answer is compared with the on-prem one the user got.
+[routes.mirror]
+to = "cloud"
+percent = 10
+compare = {{ ignore_headers = ["x-served-by"], ignore_json = ["$.served_by"] }}
 "#,
         onprem = list(onprem),
         cloud = list(cloud),
@@ -134,6 +146,8 @@ pub(crate) fn run(duration: Duration, plain: bool, fleet: bool) -> i32 {
 async fn demo(duration: Duration, plain: bool) -> Result<(), String> {
     let onprem_faults = Arc::new(Faults::default());
     let cloud_faults = Arc::new(Faults::default());
+    // The cloud starts with a bug only a comparison shows.
+    cloud_faults.wrong_currency.store(true, Relaxed);
     let mut onprem = Vec::new();
     let mut cloud = Vec::new();
     for _ in 0..2 {
@@ -174,11 +188,12 @@ async fn demo(duration: Duration, plain: bool) -> Result<(), String> {
     // Without a terminal, a status line every few seconds (events at once).
     let line_every = Duration::from_secs(5);
     let mut events = vec![format!(
-        "00:00 proxy on http://{proxy} (admin http://{admin}), shift onprem -> cloud: 10, 50, 100 %, {} per step",
+        "00:00 proxy on http://{proxy} (admin http://{admin}), shift onprem -> cloud: 10, 50, 100 %, {} per step, once the mirror agrees",
         humantime::format_duration(script::hold_for(duration))
     )];
     let mut story = script::STORY.iter().peekable();
     let mut watcher = view::ShiftWatch::default();
+    let mut mirror_watch = mirror::MirrorWatch::default();
     let started = Instant::now();
     let mut prev = view::Prev::default();
     let mut last = Instant::now();
@@ -196,7 +211,11 @@ async fn demo(duration: Duration, plain: bool) -> Result<(), String> {
             events.push(format!("{} {line}", view::clock(elapsed)));
             story.next();
         }
-        for line in watcher.changes(&control) {
+        for line in mirror_watch
+            .changes(&control)
+            .into_iter()
+            .chain(watcher.changes(&control))
+        {
             events.push(format!("{} {line}", view::clock(elapsed)));
         }
         if tty {

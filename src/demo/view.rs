@@ -65,6 +65,10 @@ impl ShiftWatch {
             return out;
         }
         self.last = Some(now);
+        if state.phase == crate::shift::Phase::Idle {
+            // Not started yet (the mirror's lines say why).
+            return out;
+        }
         let share = state.share(&cfg).unwrap_or(0.0);
         let label = match state.phase {
             crate::shift::Phase::RolledBack => "rolled back (0%)".to_string(),
@@ -108,6 +112,9 @@ fn shift_line(control: &Control) -> String {
         state.share(&cfg).unwrap_or(0.0)
     );
     match state.phase {
+        _ if rc.mirror_wait.is_some() => {
+            s.push_str(" - waiting for the mirror");
+        }
         crate::shift::Phase::RolledBack | crate::shift::Phase::Paused => {
             s.push_str(" - waiting for the operator to resume");
         }
@@ -136,6 +143,9 @@ fn shift_line(control: &Control) -> String {
         );
     } else {
         s.push_str("\ngate: -");
+    }
+    if let Some(m) = super::mirror::line(control) {
+        let _ = write!(s, "\n{m}");
     }
     s
 }
