@@ -248,6 +248,7 @@ async fn differences_are_found_by_kind_and_path_and_noise_is_learned() {
         .expect("cutover mirror diffs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
+    eprintln!("cutover mirror diffs api:\n{text}");
     assert!(text.contains("body at $.name"), "{text}");
     assert!(
         text.contains("GET /v2/orders  status  status 200 vs 404"),

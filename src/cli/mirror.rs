@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 /// Fetch and print; returns the exit code.
-pub(super) fn diffs(admin: &str, token: Option<&str>, route: &str, json: bool) -> i32 {
+pub(super) fn diffs(admin: &str, token: Option<&str>, route: &str, json: bool, last: usize) -> i32 {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -29,7 +29,7 @@ pub(super) fn diffs(admin: &str, token: Option<&str>, route: &str, json: bool) -
             serde_json::to_string_pretty(&value).unwrap_or_default()
         );
     } else {
-        print!("{}", render(&value));
+        print!("{}", render(&value, last));
     }
     0
 }
@@ -53,8 +53,9 @@ fn list(v: Option<&Value>) -> String {
     }
 }
 
-/// The answer of `GET /routes/{route}/mirror` in words.
-pub(super) fn render(v: &Value) -> String {
+/// The answer of `GET /routes/{route}/mirror` in words, with the `last`
+/// mismatches.
+pub(super) fn render(v: &Value, last: usize) -> String {
     use std::fmt::Write;
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?");
     let f = v.get("figures").cloned().unwrap_or(Value::Null);
@@ -104,8 +105,13 @@ pub(super) fn render(v: &Value) -> String {
         out.push_str("no mismatches\n");
         return out;
     }
-    out.push_str("last mismatches, newest first:\n");
-    for d in &diffs {
+    let _ = writeln!(
+        out,
+        "last {} of {} kept mismatches, newest first:",
+        last.min(diffs.len()),
+        diffs.len()
+    );
+    for d in diffs.iter().take(last) {
         let t = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");
         let what = match t("kind") {
             "header" => format!("header {}", t("header")),
@@ -148,7 +154,10 @@ mod tests {
                   "primary_status": 200, "mirror_status": 404, "primary_bytes": 5, "mirror_bytes": 9 }
             ]
         });
-        let text = render(&v);
+        let text = render(&v, 1);
+        assert!(text.contains("last 1 of 2 kept mismatches"), "{text}");
+        assert!(!text.contains("/v2"), "only the last one: {text}");
+        let text = render(&v, 10);
         assert!(
             text.contains("copies to pool cloud (5 % of GET, HEAD"),
             "{text}"

@@ -62,6 +62,9 @@ pub enum MirrorCommand {
         /// Print them as JSON (as `GET /routes/{route}/mirror` answers).
         #[arg(long)]
         json: bool,
+        /// How many of the last mismatches to list (the proxy keeps 50).
+        #[arg(long, default_value_t = 10)]
+        last: usize,
     },
 }
 
@@ -210,9 +213,10 @@ pub fn main(cli: Cli) -> i32 {
                     route,
                     target,
                     json,
+                    last,
                 },
         } => match target.resolve() {
-            Ok((admin, token)) => mirror::diffs(&admin, token.as_deref(), &route, json),
+            Ok((admin, token)) => mirror::diffs(&admin, token.as_deref(), &route, json, last),
             Err(e) => {
                 eprintln!("cutover mirror diffs: {e}");
                 1

@@ -61,6 +61,23 @@ pub(crate) fn sum<'a>(
     w
 }
 
+/// The fleet's mirror comparisons of `route`: this replica's `own` plus
+/// those of the live peers that define the route the same way (`hash`).
+pub(crate) fn sum_mirror<'a>(
+    route: &str,
+    hash: &str,
+    own: Sums,
+    peers: impl Iterator<Item = &'a Beat>,
+) -> Sums {
+    let mut total = own;
+    for beat in peers {
+        if let Some(r) = beat.routes.get(route).filter(|r| r.hash == hash) {
+            total.add(&r.mirror);
+        }
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,10 +109,23 @@ mod tests {
                     since_ms,
                     to,
                     from: sums(100, 0),
+                    mirror: sums(10, 1),
                 },
             )]
             .into(),
         }
+    }
+
+    #[test]
+    fn mirror_comparisons_add_up_over_replicas_that_agree_on_the_route() {
+        let peers = [
+            beat("b", "h", 0, sums(1, 0)),
+            beat("c", "other", 0, sums(1, 0)),
+        ];
+        let total = sum_mirror("www", "h", sums(5, 2), peers.iter());
+        assert_eq!((total.requests, total.errors), (15, 3));
+        let none = sum_mirror("api", "h", sums(5, 2), peers.iter());
+        assert_eq!((none.requests, none.errors), (5, 2));
     }
 
     #[test]

@@ -262,6 +262,18 @@ impl Cluster {
 
     /// The fleet's gate window of `route`: this replica's own sums plus
     /// the live peers' that match its definition and window.
+    /// The fleet's mirror comparisons of `route`: `own` plus the live
+    /// peers' with the same definition.
+    pub(crate) fn fleet_mirror(
+        &self,
+        route: &str,
+        hash: &str,
+        own: crate::shift::window::Sums,
+    ) -> crate::shift::window::Sums {
+        let v = self.view();
+        fleet::sum_mirror(route, hash, own, v.live_peers(Instant::now()))
+    }
+
     pub(crate) fn fleet_window(
         &self,
         route: &str,

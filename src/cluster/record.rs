@@ -86,6 +86,11 @@ pub struct RouteBeat {
     pub to: Sums,
     /// Its gate window for the source pool.
     pub from: Sums,
+    /// Its mirror's comparisons over the gate's window (requests:
+    /// compared, errors: different), for `max_mirror_mismatch`. Absent in
+    /// heartbeats of versions without mirrors.
+    #[serde(default)]
+    pub mirror: Sums,
 }
 
 /// What a key under the prefix is.

@@ -172,6 +172,7 @@ impl Control {
             };
             let Some(state) = &rc.shift else { continue };
             let (to, from) = self.own_sums(&st, &r.name, cfg, rc, now_ms);
+            let mirror = self.own_mirror_sums(&r.name, cfg, now_ms);
             routes.insert(
                 r.name.clone(),
                 RouteBeat {
@@ -186,6 +187,7 @@ impl Control {
                     since_ms: rc.gate_start().0,
                     to,
                     from,
+                    mirror,
                 },
             );
         }

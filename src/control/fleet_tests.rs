@@ -149,6 +149,7 @@ fn a_replica_writes_the_records_the_fleet_lacks() {
                 since_ms: 0,
                 to: Default::default(),
                 from: Default::default(),
+                mirror: Default::default(),
             },
         )]
         .into(),

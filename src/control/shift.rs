@@ -137,7 +137,7 @@ impl Control {
             let wait = cfg
                 .gate
                 .as_ref()
-                .and_then(|g| self.mirror_wait(&route.name, g, cfg, now_ms));
+                .and_then(|g| self.mirror_wait(&route.name, &rc.hash, g, cfg, now_ms));
             let Some(rc) = st.routes.get_mut(&route.name) else {
                 continue;
             };
@@ -208,32 +208,47 @@ impl Control {
         }
     }
 
+    /// This replica's mirror comparisons of `route` over its gate's window
+    /// (requests: compared, errors: different); empty without a mirror.
+    pub(super) fn own_mirror_sums(
+        &self,
+        route: &str,
+        cfg: &ShiftConfig,
+        now_ms: u64,
+    ) -> crate::shift::window::Sums {
+        let snap = self.snapshot();
+        snap.routes
+            .iter()
+            .find(|r| &*r.name == route)
+            .and_then(|r| r.mirror.as_ref())
+            .map(|m| m.state.window.sums(now_ms, gate::window_for(cfg.hold), 0))
+            .unwrap_or_default()
+    }
+
     /// Why the shift of `route` must wait for its mirror, if it must: its
     /// gate has `max_mirror_mismatch` and the mirror's comparisons over the
-    /// gate's window do not pass it. (On this replica's comparisons: each
-    /// replica mirrors its own share of the traffic.)
+    /// gate's window do not pass it. In a fleet, the comparisons of every
+    /// live replica with the same definition count (each mirrors its own
+    /// share of the traffic), so the replicas judge the same figures.
     fn mirror_wait(
         &self,
         route: &str,
+        hash: &str,
         gate_cfg: &crate::config::GateConfig,
         cfg: &ShiftConfig,
         now_ms: u64,
     ) -> Option<String> {
         gate_cfg.max_mirror_mismatch?;
-        let snap = self.snapshot();
-        let Some(m) = snap
-            .routes
-            .iter()
-            .find(|r| &*r.name == route)
-            .and_then(|r| r.mirror.as_ref())
-        else {
-            return Some("waiting for the mirror: the route has no [routes.mirror]".into());
+        let own = self.own_mirror_sums(route, cfg, now_ms);
+        let compared = match &self.cluster {
+            Some(c) => c.fleet_mirror(route, hash, own),
+            None => own,
         };
-        let compared = m
-            .state
-            .window
-            .figures(now_ms, gate::window_for(cfg.hold), 0);
-        gate::mirror_hold(gate_cfg, compared)
+        let mut reason = gate::mirror_hold(gate_cfg, compared.figures())?;
+        if let Some(c) = &self.cluster {
+            reason.push_str(&format!(" (across the fleet, seen from {})", c.name()));
+        }
+        Some(reason)
     }
 
     /// The gate's verdict on a route: on this replica's figures alone, and
