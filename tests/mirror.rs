@@ -255,6 +255,17 @@ async fn differences_are_found_by_kind_and_path_and_noise_is_learned() {
         "{text}"
     );
     assert!(text.contains("$.timestamp"), "{text}");
+    // `cutover status` has a column for it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["status", "--admin"])
+        .arg(format!("http://{admin}"))
+        .output()
+        .expect("cutover status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("MIRROR") && text.contains("cloud 100%: 60/60 differ"),
+        "{text}"
+    );
 
     // Once fixed, the cloud answers the same: nothing more is counted.
     cloud.differs.store(false, Relaxed);
@@ -423,6 +434,14 @@ async fn a_gated_shift_waits_for_the_mirror_and_starts_once_it_agrees() {
     )
     .await;
     assert!(waiting, "{st:#}");
+    let admin = proxy.admin.expect("admin");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["status", "--admin"])
+        .arg(format!("http://{admin}"))
+        .output()
+        .expect("cutover status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("waits: mirror mismatch"), "{text}");
     let real_on_cloud = cloud.served.load(Relaxed) - cloud.marked.load(Relaxed);
     assert_eq!(real_on_cloud, 0, "no user reached the cloud");
     // Fixed: within a window of agreeing answers, it starts.

@@ -44,7 +44,8 @@ fn config(onprem: &Backend, cloud: &Backend, admin_extra: &str) -> String {
         "{}[pools.onprem]\nbackends = [{}]\n[pools.cloud]\nbackends = [{}]\n\
          [[routes]]\nname = \"api\"\nsplit = {{ onprem = 100, cloud = 0 }}\n\
          [routes.shift]\nto = \"cloud\"\nsteps = [10, 50, 100]\nhold = \"10m\"\n\
-         [routes.shift.gate]\nmax_error_rate = 0.05\nmin_requests = 10\n",
+         [routes.shift.gate]\nmax_error_rate = 0.05\nmin_requests = 10\n\
+         [routes.mirror]\nto = \"cloud\"\npercent = 100\n",
         base_config().replace(
             "[admin]\nlisten = \"127.0.0.1:0\"\n",
             &format!("[admin]\nlisten = \"127.0.0.1:0\"\n{admin_extra}")
@@ -99,6 +100,9 @@ async fn the_page_shows_routes_shift_gate_pools_and_events() {
         "api: running at step 2 (50 %): advanced by operator",
         // The migration report's chart, inline.
         "id=\"share-api\"",
+        // The route's shadow traffic.
+        "data-mirror=\"\"",
+        "mirror to cloud (100 %)",
     ] {
         assert!(dom.contains(want), "{want:?} not rendered:\n{dom}");
     }

@@ -150,7 +150,26 @@ fn shift(v: &Value) -> String {
     if let Some(next) = v["next_step_at"].as_str() {
         let _ = write!(s, ", next {next}");
     }
+    if let Some(wait) = v["mirror_wait"].as_str() {
+        let _ = write!(s, "; waits: {wait}");
+    }
     s
+}
+
+/// A route's mirror in a few words.
+fn mirror(v: &Value) -> String {
+    if v.is_null() {
+        return "-".into();
+    }
+    let f = &v["figures"];
+    format!(
+        "{} {}%: {}/{} differ, {} dropped",
+        v["to"].as_str().unwrap_or("?"),
+        v["percent"].as_f64().unwrap_or(0.0),
+        f["mismatched"].as_u64().unwrap_or(0),
+        f["compared"].as_u64().unwrap_or(0),
+        f["dropped"].as_u64().unwrap_or(0),
+    )
 }
 
 /// Render `/status` as text tables.
@@ -195,12 +214,13 @@ pub(super) fn render(v: &Value) -> String {
             split,
             shares(&r["effective_split"]),
             shift(&r["shift"]),
+            mirror(&r["mirror"]),
         ]);
     }
     table(
         &mut out,
-        &["ROUTE", "SPLIT", "EFFECTIVE", "SHIFT"],
-        &[false; 4],
+        &["ROUTE", "SPLIT", "EFFECTIVE", "SHIFT", "MIRROR"],
+        &[false; 5],
         &rows,
     );
     let _ = writeln!(out);

@@ -159,7 +159,8 @@ impl Validator<'_> {
                 .shift
                 .as_ref()
                 .and_then(|s| s.get_ref().gate.as_ref())
-                .map_or(route_span, |g| g.span());
+                .and_then(|g| g.get_ref().max_mirror_mismatch.as_ref())
+                .map_or(route_span, |v| v.span());
             return Err(self.r.at(
                 span,
                 format!("{field}.shift.gate.max_mirror_mismatch"),
