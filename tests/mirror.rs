@@ -134,6 +134,29 @@ fn n(v: &Value, path: &[&str]) -> u64 {
         .unwrap_or(0)
 }
 
+/// An on-prem and a cloud API server; the cloud answers differently.
+async fn two_apis() -> (Arc<Api>, Arc<Api>, SocketAddr, SocketAddr) {
+    let (onprem, cloud) = (Arc::new(Api::default()), Arc::new(Api::default()));
+    cloud.differs.store(true, Relaxed);
+    let a = api_server(onprem.clone()).await;
+    let b = api_server(cloud.clone()).await;
+    (onprem, cloud, a, b)
+}
+
+/// `cutover ARGS --admin URL` against `proxy`: its output.
+fn cli(proxy: &ProxyProc, args: &[&str]) -> String {
+    let admin = proxy.admin.expect("admin address");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(args)
+        .arg("--admin")
+        .arg(format!("http://{admin}"))
+        .output()
+        .expect("run cutover");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{args:?}: {text}");
+    text
+}
+
 fn config(onprem: SocketAddr, cloud: SocketAddr, mirror: &str, extra: &str) -> String {
     format!(
         "{}[pools.onprem]\nbackends = [\"{onprem}\"]\n[pools.cloud]\nbackends = [\"{cloud}\"]\n\n\
@@ -145,12 +168,7 @@ fn config(onprem: SocketAddr, cloud: SocketAddr, mirror: &str, extra: &str) -> S
 
 #[tokio::test]
 async fn differences_are_found_by_kind_and_path_and_noise_is_learned() {
-    let (onprem, cloud) = (Arc::new(Api::default()), Arc::new(Api::default()));
-    cloud.differs.store(true, Relaxed);
-    let (a, b) = (
-        api_server(onprem.clone()).await,
-        api_server(cloud.clone()).await,
-    );
+    let (onprem, cloud, a, b) = two_apis().await;
     let mirror = "percent = 100\ncompare = { ignore_headers = [\"date\"] }\n";
     let proxy = ProxyProc::start(&config(a, b, mirror, ""));
     let c = client();
@@ -239,15 +257,8 @@ async fn differences_are_found_by_kind_and_path_and_noise_is_learned() {
         "no real requests counted on cloud: {metrics}"
     );
     common::promtool_check(&metrics);
-    // `cutover mirror diffs`.
-    let admin = proxy.admin.expect("admin");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["mirror", "diffs", "api", "--admin"])
-        .arg(format!("http://{admin}"))
-        .output()
-        .expect("cutover mirror diffs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    // `cutover mirror diffs`, and a column in `cutover status`.
+    let text = cli(&proxy, &["mirror", "diffs", "api"]);
     eprintln!("cutover mirror diffs api:\n{text}");
     assert!(text.contains("body at $.name"), "{text}");
     assert!(
@@ -255,18 +266,19 @@ async fn differences_are_found_by_kind_and_path_and_noise_is_learned() {
         "{text}"
     );
     assert!(text.contains("$.timestamp"), "{text}");
-    // `cutover status` has a column for it.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["status", "--admin"])
-        .arg(format!("http://{admin}"))
-        .output()
-        .expect("cutover status");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = cli(&proxy, &["status"]);
     assert!(
         text.contains("MIRROR") && text.contains("cloud 100%: 60/60 differ"),
         "{text}"
     );
 
+    // An upgrade request (a WebSocket) is never copied (HTTP/1 only: the
+    // header does not exist in HTTP/2).
+    if !common::client::http2_clients() {
+        let upgrade = [("upgrade", "websocket"), ("connection", "upgrade")];
+        let r = get(&c, &proxy.url("/users/7"), &upgrade).await;
+        assert!(r.is_ok(), "{r:?}");
+    }
     // Once fixed, the cloud answers the same: nothing more is counted.
     cloud.differs.store(false, Relaxed);
     for _ in 0..20 {
@@ -281,9 +293,11 @@ async fn differences_are_found_by_kind_and_path_and_noise_is_learned() {
     assert!(done, "{m:#}");
     assert_eq!(n(&m, &["figures", "mismatched"]), 60, "{m:#}");
     assert_eq!(n(&m, &["figures", "matched"]), 20, "{m:#}");
+    assert_eq!(n(&m, &["figures", "mirrored"]), 80, "{m:#}");
 
     // A reload to percent = 0 stops the copies (the figures stay).
     std::fs::write(&proxy.config_path, config(a, b, "percent = 0\n", "")).expect("write");
+    let admin = proxy.admin.expect("admin address");
     let r = send(&c, "POST", &format!("http://{admin}/reload"), &[], "")
         .await
         .expect("reload");
@@ -395,12 +409,7 @@ async fn a_dead_or_hanging_mirror_does_not_touch_the_clients_answers() {
 
 #[tokio::test]
 async fn a_gated_shift_waits_for_the_mirror_and_starts_once_it_agrees() {
-    let (onprem, cloud) = (Arc::new(Api::default()), Arc::new(Api::default()));
-    cloud.differs.store(true, Relaxed);
-    let (a, b) = (
-        api_server(onprem.clone()).await,
-        api_server(cloud.clone()).await,
-    );
+    let (_onprem, cloud, a, b) = two_apis().await;
     let shift = "[routes.shift]\nto = \"cloud\"\nsteps = [50, 100]\nhold = \"2s\"\n\
                  [routes.shift.gate]\nmax_mirror_mismatch = 0.05\nmin_requests = 10\n";
     let proxy = ProxyProc::start(&config(a, b, "percent = 100\n", shift));
@@ -434,13 +443,7 @@ async fn a_gated_shift_waits_for_the_mirror_and_starts_once_it_agrees() {
     )
     .await;
     assert!(waiting, "{st:#}");
-    let admin = proxy.admin.expect("admin");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["status", "--admin"])
-        .arg(format!("http://{admin}"))
-        .output()
-        .expect("cutover status");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = cli(&proxy, &["status"]);
     assert!(text.contains("waits: mirror mismatch"), "{text}");
     let real_on_cloud = cloud.served.load(Relaxed) - cloud.marked.load(Relaxed);
     assert_eq!(real_on_cloud, 0, "no user reached the cloud");

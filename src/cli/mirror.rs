@@ -5,18 +5,8 @@ use serde_json::Value;
 
 /// Fetch and print; returns the exit code.
 pub(super) fn diffs(admin: &str, token: Option<&str>, route: &str, json: bool, last: usize) -> i32 {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cutover mirror diffs: {e}");
-            return 1;
-        }
-    };
     let path = format!("/routes/{route}/mirror");
-    let value = match rt.block_on(super::status::fetch_path(admin, &path, token)) {
+    let value = match super::status::fetch_blocking(admin, &path, token) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("cutover mirror diffs: {e}");

@@ -233,17 +233,7 @@ pub fn main(cli: Cli) -> i32 {
 }
 
 fn report(admin: &str, token: Option<&str>, json: bool, svg: Option<&std::path::Path>) -> i32 {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cutover report: {e}");
-            return 1;
-        }
-    };
-    let value = match rt.block_on(status::fetch_path(admin, "/report", token)) {
+    let value = match status::fetch_blocking(admin, "/report", token) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("cutover report: {e}");
@@ -275,17 +265,7 @@ fn report(admin: &str, token: Option<&str>, json: bool, svg: Option<&std::path::
 }
 
 fn status_command(admin: &str, token: Option<&str>) -> i32 {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cutover status: {e}");
-            return 1;
-        }
-    };
-    match rt.block_on(status::fetch(admin, token)) {
+    match status::fetch_blocking(admin, "/status", token) {
         Ok(v) => {
             print!("{}", status::render(&v));
             0

@@ -80,9 +80,17 @@ fn table(out: &mut String, headers: &[&str], right: &[bool], rows: &[Vec<String>
     }
 }
 
-/// Fetch `/status` from `admin` (a base URL) with an optional bearer token.
-pub(super) async fn fetch(admin: &str, token: Option<&str>) -> Result<Value, String> {
-    fetch_path(admin, "/status", token).await
+/// [`fetch_path`] for a command: on a runtime of its own, waited for.
+pub(super) fn fetch_blocking(
+    admin: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<Value, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(fetch_path(admin, path, token))
 }
 
 /// GET `path` (JSON) from the admin endpoint `admin`.

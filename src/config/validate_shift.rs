@@ -107,19 +107,27 @@ impl Validator<'_> {
         })
     }
 
+    /// An optional fraction `field.key` in 0..=1.
+    fn fraction(
+        &self,
+        v: &Option<Spanned<f64>>,
+        field: &str,
+        key: &str,
+    ) -> Result<Option<f64>, ConfigError> {
+        match v {
+            Some(v) if !(0.0..=1.0).contains(v.get_ref()) => Err(self.r.at(
+                v.span(),
+                format!("{field}.{key}"),
+                "must be a fraction from 0 to 1 (0.01 means 1 %)",
+            )),
+            Some(v) => Ok(Some(*v.get_ref())),
+            None => Ok(None),
+        }
+    }
+
     fn gate(&self, g: &Spanned<RawGate>, field: &str) -> Result<GateConfig, ConfigError> {
         let raw = g.get_ref();
-        let max_error_rate = match &raw.max_error_rate {
-            Some(v) if !(0.0..=1.0).contains(v.get_ref()) => {
-                return Err(self.r.at(
-                    v.span(),
-                    format!("{field}.max_error_rate"),
-                    "must be a fraction from 0 to 1 (0.01 means 1 %)",
-                ))
-            }
-            Some(v) => Some(*v.get_ref()),
-            None => None,
-        };
+        let max_error_rate = self.fraction(&raw.max_error_rate, field, "max_error_rate")?;
         let max_p99 = raw
             .max_p99
             .as_ref()
@@ -136,17 +144,8 @@ impl Validator<'_> {
             Some(v) => Some(*v.get_ref()),
             None => None,
         };
-        let max_mirror_mismatch = match &raw.max_mirror_mismatch {
-            Some(v) if !(0.0..=1.0).contains(v.get_ref()) => {
-                return Err(self.r.at(
-                    v.span(),
-                    format!("{field}.max_mirror_mismatch"),
-                    "must be a fraction from 0 to 1 (0.01 means 1 %)",
-                ))
-            }
-            Some(v) => Some(*v.get_ref()),
-            None => None,
-        };
+        let max_mirror_mismatch =
+            self.fraction(&raw.max_mirror_mismatch, field, "max_mirror_mismatch")?;
         if max_error_rate.is_none()
             && max_p99.is_none()
             && max_p99_ratio.is_none()

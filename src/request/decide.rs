@@ -69,7 +69,9 @@ pub fn choose_pool(
     let pool = select::choose_pool(route, &snap.pools, bucket, forced, now);
     ctx.route = Some(ri);
     ctx.pool = Some(pool);
-    if route.mirror.is_some() {
+    // An upgrade (a WebSocket) is a conversation, not an answer to
+    // compare: never copied.
+    if route.mirror.is_some() && !view.headers.any_value("upgrade", &mut |_| true) {
         ctx.mirror = crate::mirror::select(route, view.method, pool);
     }
 }
