@@ -15,6 +15,11 @@ config file write to the new split serving.
 Usage: benches/load.py [--mode http|tls|h2|h2c|post|chunked] [--size BYTES]
                        [--rounds N] [--duration S] [--connections C]
                        [--threads T] [--smoke] [--skip-idle] [--baseline BINARY]
+                       [--mirror PERCENT]
+--mirror adds "cutover-mirror": the same cutover with `[routes.mirror]`
+copying PERCENT of the on-prem requests to the cloud pool (its figures are
+printed after the table), so the client's cost of shadow traffic is
+measured in the same run.
 Modes other than http (see benches/loadmodes.py) load nginx, HAProxy and
 cutover only, each set up for the same job (TLS, HTTP/2, h2c, bodies).
 Run through scripts/bench.sh, which installs nginx, HAProxy and wrk and
@@ -244,6 +249,7 @@ def main():
     ap.add_argument("--size", type=int, default=1 << 20, help="body size for --mode post and chunked")
     ap.add_argument("--streams", type=int, default=8, help="concurrent streams per connection for h2 and h2c")
     ap.add_argument("--baseline", metavar="BINARY", help="also load another cutover build as cutover-base")
+    ap.add_argument("--mirror", type=float, default=None, metavar="PERCENT", help="also load cutover with shadow traffic to the cloud pool")
     ap.add_argument(
         "--backend-tls",
         action="store_true",
@@ -280,6 +286,7 @@ def main():
         for k in [
             "nginx", "haproxy", "pingora", "pingora-eq", "cutover", "admin", "cutover-1t", "admin-1t",
             "cutover-base", "admin-base", "cutover-plainbe", "admin-plainbe",
+            "cutover-mirror", "admin-mirror",
         ]
     }
     tls_servers = "".join(
@@ -353,6 +360,14 @@ def main():
             with open(cfg_base, "w") as f:
                 f.write(cutover_text(ports["cutover-base"], ports["admin-base"], cut_threads, 80))
             proxies.append(Proc("cutover-base", [args.baseline, "run", "-c", cfg_base], ports["cutover-base"]))
+        if args.mirror is not None:
+            # The same cutover copying a share of its on-prem requests to
+            # the cloud pool and comparing the answers.
+            cfg_mirror = f"{d}/cutover-mirror.toml"
+            with open(cfg_mirror, "w") as f:
+                f.write(cutover_text(ports["cutover-mirror"], ports["admin-mirror"], cut_threads, 80))
+                f.write(f'[routes.mirror]\nto = "cloud"\npercent = {args.mirror}\n')
+            proxies.append(Proc("cutover-mirror", [cutover, "run", "-c", cfg_mirror], ports["cutover-mirror"]))
         if args.backend_tls:
             # The same cutover on the plain backends: what TLS to the
             # backends costs, measured in the same run.
@@ -420,6 +435,17 @@ def main():
             print(
                 f"cutover vs {label}: CPU per request {base['cutover']['cpu_us'] / base[b]['cpu_us'] - 1:+.1%}, "
                 f"rps {base['cutover']['rps'] / base[b]['rps'] - 1:+.1%}"
+            )
+
+        if "cutover-mirror" in med and "cutover" in med:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ports['admin-mirror']}/routes/app/mirror", timeout=5) as r:
+                f = json.load(r)["figures"]
+            m, c = med["cutover-mirror"], med["cutover"]
+            print(
+                f"cutover with a {args.mirror} % mirror vs without: rps {m['rps'] / c['rps'] - 1:+.1%}, "
+                f"p99 {m['p99'] / c['p99'] - 1:+.1%}, CPU per request {m['cpu_us'] / c['cpu_us'] - 1:+.1%}; "
+                f"copies: {f['mirrored']} sent, {f['compared']} compared, {f['dropped']} dropped (queue full), "
+                f"{f['too_large']} too large, {f['errors']} mirror errors"
             )
 
         if not args.skip_idle and mode in ("http", "h2", "h2c"):

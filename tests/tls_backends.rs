@@ -117,3 +117,53 @@ async fn a_backend_with_an_untrusted_certificate_is_skipped_for_the_other() {
         .expect("the failure is logged");
     assert!(line.contains(&bad.to_string()), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_reach_an_https_mirror_pool() {
+    let ca = TestCa::new("test ca");
+    let (cloud, cloud_hits, accepted) =
+        spawn_tls_backend_counting("cloud", &ca.leaf(&["backend.test"])).await;
+    let onprem = backend::Backend::spawn("onprem").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    let config = format!(
+        "{}[pools.onprem]\nbackends = [\"{}\"]\n\
+         [pools.cloud]\nbackends = [\"{cloud}\"]\ntls = {{ sni = \"backend.test\", ca = \"{}\" }}\n\
+         [[routes]]\nname = \"api\"\nsplit = {{ onprem = 1 }}\n\
+         [routes.mirror]\nto = \"cloud\"\n",
+        base_config(),
+        onprem.addr,
+        ca_path.display()
+    );
+    let proxy = ProxyProc::start(&config);
+    let cl = client();
+    let admin = proxy.admin.unwrap();
+    let compared = |n: u64| {
+        let cl = cl.clone();
+        async move {
+            eventually(std::time::Duration::from_secs(10), || async {
+                let r = get(&cl, &format!("http://{admin}/routes/api/mirror"), &[])
+                    .await
+                    .unwrap();
+                let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+                v["figures"]["compared"] == n && v["figures"]["errors"] == 0
+            })
+            .await
+        }
+    };
+    for round in 1..=2 {
+        for _ in 0..10 {
+            let r = get(&cl, &proxy.url("/copied"), &[("host", "api.test")])
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200);
+            assert_eq!(r.header("x-backend"), Some("onprem"));
+        }
+        assert!(compared(10 * round).await, "copies answered over TLS");
+    }
+    assert_eq!(cloud_hits.load(Relaxed), 20);
+    // The second round's copies ride the first round's pooled connections.
+    let opened = accepted.load(Relaxed);
+    assert!(opened <= 10, "{opened} TLS connections for 20 copies");
+}

@@ -118,8 +118,11 @@ impl BackgroundService for ControlPlane {
             self.control.clone(),
             shutdown.clone(),
         ));
-        // Copies in flight are abandoned at shutdown: they answer no one.
-        let mirror = tokio::spawn(crate::mirror::worker::run(self.control.clone()));
+        // Shadow traffic's copies, on a thread of their own at a lower
+        // priority; abandoned at exit (they answer no one).
+        if let Err(e) = crate::mirror::worker::spawn(self.control.clone()) {
+            tracing::warn!("cannot start the mirror worker: {e}");
+        }
         let file_watch = self.file_watch.lock().ok().and_then(|mut w| w.take());
         let watch = match (self.reloader.clone(), file_watch) {
             (Some(r), Some(w)) => Some(tokio::spawn(crate::reload::watch::run(
@@ -149,7 +152,6 @@ impl BackgroundService for ControlPlane {
         if let Some(w) = watch {
             let _ = w.await;
         }
-        mirror.abort();
     }
 }
 

@@ -309,8 +309,15 @@ pub(super) fn restore(
         let mut state = state;
         state.step = state.step.min(cfg.steps.len().saturating_sub(1));
         // Catch up with the time the process was down; a replica of a fleet
-        // waits for the fleet's record instead (no step up without etcd).
-        if config.cluster.is_none() {
+        // waits for the fleet's record instead (no step up without etcd),
+        // and a shift gated on the mirror for the mirror's word (its
+        // comparisons start afresh: it holds, then takes one step at a
+        // time).
+        let mirror_gated = cfg
+            .gate
+            .as_ref()
+            .is_some_and(|g| g.max_mirror_mismatch.is_some());
+        if config.cluster.is_none() && !mirror_gated {
             state.tick(cfg, now);
         }
         rc.shift = Some(state);

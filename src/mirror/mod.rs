@@ -127,6 +127,12 @@ pub fn select(route: &Route, method: &Method, chosen: usize) -> Option<Box<Captu
     if split::sequence_bucket(n) >= m.buckets {
         return None;
     }
+    if m.queue.capacity() == 0 {
+        // The worker is behind: drop the copy now rather than keep the
+        // exchange for a queue that has no room.
+        m.state.dropped.fetch_add(1, Relaxed);
+        return None;
+    }
     Some(Box::new(Capture::new(m.config.max_body)))
 }
 

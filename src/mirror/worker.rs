@@ -1,4 +1,5 @@
-//! The mirror worker: takes finished exchanges off the queue, sends each
+//! The mirror worker: takes finished exchanges off the queue (polled, see
+//! [`run`]), sends each
 //! copy to the mirror pool (and now and then to the primary again, to
 //! learn noise), compares the answers and counts the result. At most
 //! [`CONCURRENCY`] copies are in flight; while they are, the queue fills
@@ -13,6 +14,8 @@ use crate::control::Control;
 use crate::snapshot::{Backend, Snapshot};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::Semaphore;
 
 /// Copies in flight at once, over all routes.
@@ -23,22 +26,80 @@ const NOISE_FIRST: u64 = 20;
 /// …then from one in this many.
 const NOISE_EVERY: u64 = 20;
 
+/// How long the worker waits before looking at the queue again: shortly
+/// after copies came, longer and longer while none do.
+const POLL_BUSY: Duration = Duration::from_millis(1);
+const POLL_IDLE: Duration = Duration::from_millis(50);
+/// Copies taken off the queue per look.
+const BATCH: usize = 16;
+/// Without a mirrored route in the config.
+const POLL_OFF: Duration = Duration::from_secs(1);
+
+/// Start the worker on a thread of its own, at a lower CPU priority
+/// (nice 10) than the proxy's threads: when the CPU is short, real
+/// requests go first and copies wait in the queue (and are dropped when it
+/// is full) instead of the other way round.
+pub fn spawn(control: Arc<Control>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("cutover mirror".into())
+        .spawn(move || {
+            // On Linux this applies to the calling thread only.
+            // SAFETY: setpriority has no memory effects; a failure only
+            // leaves the thread at the normal priority.
+            let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(run(control)),
+                Err(e) => tracing::warn!("mirror: no runtime, no copies: {e}"),
+            }
+        })
+}
+
 /// Run until the queue closes (the process ends).
+///
+/// The worker looks at the queue every millisecond or so rather than
+/// waiting on it: a request path that queues a copy then only writes to
+/// memory, never wakes this thread (a system call per copy, on the
+/// request's own thread), and copies that come together are taken in one
+/// go.
 pub async fn run(control: Arc<Control>) {
     let Some(mut queue) = control.mirror_queue() else {
         return;
     };
     let client = Arc::new(Client::default());
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
-    while let Some(job) = queue.recv().await {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
+    let mut wait = POLL_IDLE;
+    loop {
+        let mut took = 0;
+        // A few at a time: the thread's bursts of work stay short, so a
+        // proxy thread sharing its core is not held up for long.
+        while took < BATCH {
+            match queue.try_recv() {
+                Ok(job) => {
+                    took += 1;
+                    let Ok(permit) = permits.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        handle(&client, job).await;
+                        drop(permit);
+                    });
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return,
+            }
+        }
+        wait = if took > 0 {
+            POLL_BUSY
+        } else if control.snapshot().routes.iter().any(|r| r.mirror.is_some()) {
+            (wait * 2).min(POLL_IDLE)
+        } else {
+            POLL_OFF
         };
-        let client = client.clone();
-        tokio::spawn(async move {
-            handle(&client, job).await;
-            drop(permit);
-        });
+        tokio::time::sleep(wait).await;
     }
 }
 

@@ -170,3 +170,32 @@ fn state_round_trips_through_json() {
     let text = serde_json::to_string(&s).unwrap();
     assert_eq!(serde_json::from_str::<ShiftState>(&text).unwrap(), s);
 }
+
+#[test]
+fn a_held_shift_waits_then_takes_one_step_at_a_time() {
+    let c = cfg(&[10.0, 50.0, 100.0]);
+    let mut s = ShiftState::waiting(t(0));
+    // Due at once, held for an hour: still idle, due again at each tick.
+    assert!(s.hold(&c, t(0)));
+    assert!(s.hold(&c, t(3600)));
+    assert_eq!(s.phase, Phase::Idle);
+    // The mirror agrees: it starts, at the first step only.
+    assert_eq!(s.tick(&c, t(3600)).len(), 1);
+    assert_eq!((s.phase, s.step), (Phase::Running, 0));
+    // Not due yet: nothing to hold.
+    assert!(!s.hold(&c, t(3600 + 599)));
+    // Due, and held for long past several holds: one step when let go.
+    assert!(s.hold(&c, t(3600 + 600)));
+    assert!(s.hold(&c, t(8000)));
+    assert_eq!(s.step, 0);
+    let tr = s.tick(&c, t(8000));
+    assert_eq!(tr.len(), 1, "{tr:?}");
+    assert_eq!((s.step, s.share(&c)), (1, Some(50.0)));
+    // The move to the last step waits too; reaching it (100 %) completes
+    // the shift, which has nothing left to hold.
+    assert!(!s.hold(&c, t(8599)));
+    assert!(s.hold(&c, t(9000)));
+    s.tick(&c, t(9000));
+    assert_eq!((s.phase, s.step), (Phase::Complete, 2));
+    assert!(!s.hold(&c, t(100_000)));
+}
