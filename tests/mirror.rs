@@ -372,14 +372,16 @@ async fn a_dead_or_hanging_mirror_does_not_touch_the_clients_answers() {
             with.as_secs_f64() * 1000.0,
             without.as_secs_f64() * 1000.0
         );
-        // Every copy is accounted for: sent and failed, or dropped.
+        // Every copy is accounted for: sent and failed, not sent because
+        // the mirror pool refused connections just before (errors too), or
+        // dropped.
         let (m, settled) = until(
             Duration::from_secs(20),
             || mirror_json(&proxy, "mirrored"),
             |m| {
                 let f = &m["figures"];
-                n(f, &["errors"]) == n(f, &["mirrored"])
-                    && n(f, &["mirrored"]) + n(f, &["dropped"]) == 800
+                n(f, &["errors"]) >= n(f, &["mirrored"])
+                    && n(f, &["errors"]) + n(f, &["dropped"]) == 800
             },
         )
         .await;
@@ -390,7 +392,9 @@ async fn a_dead_or_hanging_mirror_does_not_touch_the_clients_answers() {
             // 64 copies wait out their 2 s while 256 queue: the rest drop.
             assert!(n(f, &["dropped"]) > 0, "{m:#}");
         } else {
-            assert!(n(f, &["errors"]) > 0, "{m:#}");
+            // After a few refusals the copies pause: no connection attempt
+            // per request while the mirror pool is down.
+            assert!(n(f, &["errors"]) > n(f, &["mirrored"]), "{m:#}");
         }
         let metrics = proxy.metrics().await;
         // The mirror pool's failures are the mirror's own: no failure, no

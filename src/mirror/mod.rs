@@ -113,18 +113,25 @@ impl RouteMirror {
     }
 }
 
-/// Whether a request on `route` with `method`, sent to pool `chosen`, is
-/// copied: the route mirrors, the method is listed, the request is not
-/// already going to the mirror pool, and it falls in `percent` (spread
-/// evenly by the route's mirror counter). A capture to fill if so.
+/// Whether a request on `route` with `method`, sent to pool `chosen` at
+/// `now_ms`, is copied: the route mirrors, the method is listed, the
+/// request is not already going to the mirror pool, it falls in `percent`
+/// (spread evenly by the route's mirror counter), the mirror pool is not
+/// paused for refusing connections, and the queue has room. A capture to
+/// fill if so.
 #[inline]
-pub fn select(route: &Route, method: &Method, chosen: usize) -> Option<Box<Capture>> {
+pub fn select(route: &Route, method: &Method, chosen: usize, now_ms: u64) -> Option<Box<Capture>> {
     let m = route.mirror.as_ref()?;
     if chosen == m.config.to || !m.config.methods.contains(method) {
         return None;
     }
     let n = m.state.seq.fetch_add(1, Relaxed);
     if split::sequence_bucket(n) >= m.buckets {
+        return None;
+    }
+    if now_ms < m.state.paused_until_ms.load(Relaxed) {
+        // The mirror pool refuses connections: not tried again yet.
+        m.state.errors.fetch_add(1, Relaxed);
         return None;
     }
     if m.queue.capacity() == 0 {

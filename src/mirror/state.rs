@@ -45,6 +45,12 @@ pub struct MirrorState {
     pub errors: AtomicU64,
     /// Requests also sent a second time to the primary, to learn noise.
     pub noise_samples: AtomicU64,
+    /// Copies in a row the mirror pool refused (or never let connect).
+    pub refused_in_a_row: AtomicU64,
+    /// Until then (process clock, ms) the mirror pool is taken for down:
+    /// requests are not copied (counted as `errors`), so a dead mirror
+    /// costs no connection attempt per request.
+    pub paused_until_ms: AtomicU64,
     /// Comparisons over time (a mismatch counts as an error): what the
     /// shift gate's `max_mirror_mismatch` judges.
     pub window: Window,

@@ -5,7 +5,7 @@
 //! [`CONCURRENCY`] copies are in flight; while they are, the queue fills
 //! and further copies are dropped (counted) rather than waiting.
 
-use super::client::Client;
+use super::client::{Client, SendError};
 use super::http1::{self, Reply};
 use super::state::Diff;
 use super::Job;
@@ -165,9 +165,15 @@ async fn handle(client: &Client, job: Job) {
         }
     }
     let mirrored = match mirrored {
-        Ok(r) => r,
+        Ok(r) => {
+            state.refused_in_a_row.store(0, Relaxed);
+            r
+        }
         Err(e) => {
             state.errors.fetch_add(1, Relaxed);
+            if matches!(e, SendError::Connect(_)) {
+                pause_if_dead(snap, job.route, state);
+            }
             tracing::debug!(
                 route = %snap.routes[job.route].name,
                 backend = %target.addr,
@@ -187,6 +193,29 @@ async fn handle(client: &Client, job: Job) {
         )
     });
     state.count(now_ms(), diff);
+}
+
+/// Copies in a row the mirror pool may refuse before it is paused.
+const REFUSALS_BEFORE_PAUSE: u64 = 5;
+/// How long a mirror pool that refuses connections is left alone.
+const PAUSE: Duration = Duration::from_secs(1);
+
+/// Another copy could not connect: after [`REFUSALS_BEFORE_PAUSE`] in a
+/// row, stop copying for [`PAUSE`] (then try again).
+fn pause_if_dead(snap: &Snapshot, route: usize, state: &super::MirrorState) {
+    let refused = state.refused_in_a_row.fetch_add(1, Relaxed) + 1;
+    if refused < REFUSALS_BEFORE_PAUSE {
+        return;
+    }
+    state.refused_in_a_row.store(0, Relaxed);
+    let until = now_ms() + PAUSE.as_millis() as u64;
+    if state.paused_until_ms.swap(until, Relaxed) + PAUSE.as_millis() as u64 <= now_ms() {
+        tracing::warn!(
+            route = %snap.routes[route].name,
+            "mirror: the mirror pool refuses connections; copies paused for {}",
+            humantime::format_duration(PAUSE)
+        );
+    }
 }
 
 /// Compare two answers; when either body was too large to keep, their

@@ -72,7 +72,7 @@ pub fn choose_pool(
     // An upgrade (a WebSocket) is a conversation, not an answer to
     // compare: never copied.
     if route.mirror.is_some() && !view.headers.any_value("upgrade", &mut |_| true) {
-        ctx.mirror = crate::mirror::select(route, view.method, pool);
+        ctx.mirror = crate::mirror::select(route, view.method, pool, now);
     }
 }
 
