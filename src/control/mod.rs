@@ -12,6 +12,7 @@
 
 mod apply;
 mod changes;
+mod definition;
 mod events;
 mod fleet;
 mod fleet_actions;

@@ -197,6 +197,6 @@ pub(super) async fn proxy(
                 }
             };
         decide::record_answer(ctx, head.status);
-        return super::relay(ctx, client, up, &attempt, buf, &out, head, settings).await;
+        return super::relay::relay(ctx, client, up, &attempt, buf, &out, head, settings).await;
     }
 }
