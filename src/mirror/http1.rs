@@ -165,7 +165,9 @@ pub(crate) fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
         if size == 0 {
             return Some(out);
         }
-        if raw.len() < size + 2 || &raw[size..size + 2] != b"\r\n" {
+        // A size from the backend: as large as it likes, never trusted.
+        let end = size.checked_add(2)?;
+        if raw.len() < end || &raw[size..end] != b"\r\n" {
             return None;
         }
         out.extend_from_slice(&raw[..size]);
@@ -187,6 +189,7 @@ mod tests {
         assert_eq!(dechunk(b"5\r\nab"), None);
         assert_eq!(dechunk(b"zz\r\n"), None);
         assert_eq!(dechunk(b"3\r\nabcX\r\n0\r\n\r\n"), None);
+        assert_eq!(dechunk(b"ffffffffffffffff\r\nab\r\n"), None, "no overflow");
     }
 
     #[test]
