@@ -13,14 +13,7 @@ pub(super) fn diffs(admin: &str, token: Option<&str>, route: &str, json: bool, l
             return 1;
         }
     };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
-    } else {
-        print!("{}", render(&value, last));
-    }
+    super::status::print(&value, json, || render(&value, last));
     0
 }
 

@@ -253,14 +253,7 @@ fn report(admin: &str, token: Option<&str>, json: bool, svg: Option<&std::path::
             return 1;
         }
     }
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
-    } else {
-        print!("{}", crate::migration::text::render(&doc));
-    }
+    status::print(&value, json, || crate::migration::text::render(&doc));
     0
 }
 

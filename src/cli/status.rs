@@ -80,6 +80,18 @@ fn table(out: &mut String, headers: &[&str], right: &[bool], rows: &[Vec<String>
     }
 }
 
+/// Print an admin answer: as JSON, else in words by `render`.
+pub(super) fn print(value: &Value, json: bool, render: impl FnOnce() -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render());
+    }
+}
+
 /// [`fetch_path`] for a command: on a runtime of its own, waited for.
 pub(super) fn fetch_blocking(
     admin: &str,

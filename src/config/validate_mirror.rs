@@ -49,25 +49,14 @@ impl Validator<'_> {
             }
             Some(v) => *v.get_ref(),
         };
-        let mut methods = Vec::new();
-        match &raw.methods {
-            None => methods.extend(SAFE),
-            Some(list) => {
-                for s in list.get_ref() {
-                    let upper = s.get_ref().trim().to_ascii_uppercase();
-                    let valid = !upper.is_empty() && upper.bytes().all(|b| b.is_ascii_uppercase());
-                    match Method::from_bytes(upper.as_bytes()).ok().filter(|_| valid) {
-                        Some(m) if !methods.contains(&m) => methods.push(m),
-                        Some(_) => {}
-                        None => {
-                            return Err(self.r.at(
-                                self.span_or(s.span(), list.span()),
-                                format!("{field}.methods"),
-                                format!("{:?} is not an HTTP method", s.get_ref()),
-                            ))
-                        }
-                    }
-                }
+        let mut methods: Vec<Method> = Vec::new();
+        let listed = match &raw.methods {
+            None => SAFE.to_vec(),
+            Some(list) => self.methods(list, &format!("{field}.methods"))?,
+        };
+        for m in listed {
+            if !methods.contains(&m) {
+                methods.push(m);
             }
         }
         let max_body = match &raw.max_body {

@@ -180,6 +180,31 @@ impl Validator<'_> {
         })
     }
 
+    /// A list of HTTP methods (`["GET", "post"]`), upper-cased.
+    pub(super) fn methods(
+        &self,
+        list: &Spanned<Vec<SStr>>,
+        field: &str,
+    ) -> Result<Vec<Method>, ConfigError> {
+        list.get_ref()
+            .iter()
+            .map(|s| {
+                let upper = s.get_ref().trim().to_ascii_uppercase();
+                let valid = !upper.is_empty() && upper.bytes().all(|b| b.is_ascii_uppercase());
+                Method::from_bytes(upper.as_bytes())
+                    .ok()
+                    .filter(|_| valid)
+                    .ok_or_else(|| {
+                        self.r.at(
+                            self.span_or(s.span(), list.span()),
+                            field,
+                            format!("{:?} is not an HTTP method", s.get_ref()),
+                        )
+                    })
+            })
+            .collect()
+    }
+
     pub(super) fn header_name(&self, s: &SStr, field: &str) -> Result<HeaderName, ConfigError> {
         HeaderName::from_bytes(s.get_ref().trim().as_bytes()).map_err(|_| {
             self.r.at(
@@ -232,24 +257,10 @@ impl Validator<'_> {
             Some(p) => Some(p.get_ref().clone()),
             None => None,
         };
-        let mut methods = Vec::new();
-        if let Some(list) = &m.methods {
-            for s in list.get_ref() {
-                let upper = s.get_ref().trim().to_ascii_uppercase();
-                let valid = !upper.is_empty() && upper.bytes().all(|b| b.is_ascii_uppercase());
-                let method = Method::from_bytes(upper.as_bytes()).ok().filter(|_| valid);
-                match method {
-                    Some(method) => methods.push(method),
-                    None => {
-                        return Err(self.r.at(
-                            self.span_or(s.span(), list.span()),
-                            format!("{field}.methods"),
-                            format!("{:?} is not an HTTP method", s.get_ref()),
-                        ))
-                    }
-                }
-            }
-        }
+        let methods = match &m.methods {
+            Some(list) => self.methods(list, &format!("{field}.methods"))?,
+            None => Vec::new(),
+        };
         let mut headers = Vec::new();
         if let Some(map) = &m.headers {
             let mut entries: Vec<_> = map.iter().collect();

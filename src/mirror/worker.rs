@@ -103,19 +103,14 @@ pub async fn run(control: Arc<Control>) {
     }
 }
 
-/// A backend of pool `p` that can take a request now, round-robin by `rr`.
+/// A backend of pool `p` that can take a request now: weighted round robin
+/// by `rr` over those up (the split's own pick, as real requests get).
 fn pick<'s>(snap: &'s Snapshot, p: usize, rr: &AtomicU64, now: u64) -> Option<&'s Backend> {
     let pool = snap.pools.get(p)?;
-    let ready: Vec<&Backend> = pool
-        .backends
-        .iter()
-        .filter(|b| b.weight > 0 && b.state.available(now))
-        .collect();
-    if ready.is_empty() {
-        return None;
-    }
-    let n = rr.fetch_add(1, Relaxed) as usize;
-    Some(ready[n % ready.len()])
+    let i = crate::split::pick_weighted(rr.fetch_add(1, Relaxed), &pool.weights, |i| {
+        pool.backends[i].state.available(now)
+    })?;
+    pool.backends.get(i)
 }
 
 /// Only a safe request may be sent to the primary a second time.
